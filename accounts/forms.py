@@ -1,0 +1,71 @@
+"""Input forms of the accounts pages. Validation of rules lives in services; forms parse."""
+
+from typing import Any
+
+from django import forms
+
+from accounts.models import Customer, Site
+from portal.tenancy import CUSTOMER_ROLES, RESELLER_ROLES, Role
+
+
+class CustomerForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    account_number = forms.CharField(max_length=64, required=False)
+    billing_email = forms.EmailField(required=False)
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+
+class SiteForm(forms.ModelForm):
+    class Meta:
+        model = Site
+        fields = [
+            "name",
+            "address_line1",
+            "address_line2",
+            "postal_code",
+            "city",
+            "country",
+            "contact_name",
+            "contact_email",
+            "contact_phone",
+        ]
+
+    def validate_unique(self) -> None:
+        """Uniqueness is the service's rule (it answers with a field error)."""
+
+
+ROLE_CHOICES = [(r.value, r.label) for r in Role if r in RESELLER_ROLES | CUSTOMER_ROLES]
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField()
+    role = forms.ChoiceField(choices=ROLE_CHOICES)
+    customer = forms.ModelChoiceField(
+        queryset=Customer.unscoped.none(),
+        required=False,
+        help_text="Only for customer roles.",
+    )
+
+    def __init__(self, *args: Any, customers: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["customer"].queryset = customers  # type: ignore[attr-defined]
+
+
+class MembershipRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=ROLE_CHOICES)
+
+
+class ApiTokenForm(InvitationForm):
+    email = None  # type: ignore[assignment]
+    name = forms.CharField(max_length=100, help_text="Where the token is used, e.g. 'ERP export'.")
+
+    field_order = ["name", "role", "customer"]
+
+
+class ResellerForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    slug = forms.SlugField(
+        max_length=64, required=False, help_text="Derived from the name if empty."
+    )
+    support_email = forms.EmailField(required=False)
+    address = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)

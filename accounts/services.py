@@ -1,0 +1,506 @@
+"""Every write to resellers, customers, sites, users and tokens, and the rules around them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Model
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.text import slugify
+from django.utils.timezone import now
+
+from accounts.models import (
+    ApiToken,
+    AuditEvent,
+    Customer,
+    Invitation,
+    Membership,
+    Reseller,
+    Site,
+    User,
+)
+from portal.errors import ConflictError, DomainError, NotFoundError, PermissionDeniedError
+from portal.tenancy import (
+    ADMIN_ROLES,
+    CUSTOMER_ROLES,
+    MEMBERSHIP_ROLES,
+    RESELLER_ROLES,
+    Role,
+    TenantContext,
+)
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _require_admin(ctx: TenantContext) -> None:
+    if ctx.role not in ADMIN_ROLES and ctx.role != Role.SYSTEM:
+        raise PermissionDeniedError("Only a reseller admin may do this.")
+
+
+# --- Audit --------------------------------------------------------------------------------------
+
+
+def audit_record(
+    *,
+    ctx: TenantContext,
+    action: str,
+    obj: Model | None = None,
+    detail: dict[str, Any] | None = None,
+    path: str = "",
+    ip: str | None = None,
+) -> AuditEvent:
+    """Append one audit row; call it inside the transaction of the change it records."""
+    user = ctx.user
+    customer_id = ctx.customer_id
+    if customer_id is None and obj is not None:
+        customer_id = getattr(obj, "customer_id", None) or (
+            obj.pk if isinstance(obj, Customer) else None
+        )
+    return AuditEvent.unscoped.create(
+        reseller_id=ctx.reseller_id,
+        customer_id=customer_id,
+        actor=user if user is not None and user.pk else None,
+        actor_email=user.email if user is not None else "",
+        actor_role=ctx.role,
+        action=action,
+        object_type=obj._meta.model_name or "" if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        detail=detail or {},
+        path=path[:512],
+        ip=ip,
+    )
+
+
+# --- Resellers (platform operators) ---------------------------------------------------------
+
+
+def reseller_create(
+    *, by: User, name: str, slug: str = "", support_email: str = "", address: str = ""
+) -> Reseller:
+    if not by.is_superuser:
+        raise PermissionDeniedError("Only a platform operator may create resellers.")
+    name = name.strip()
+    if not name:
+        raise DomainError("A reseller needs a name.", fields={"name": ["This field is required."]})
+    slug = slugify(slug or name)[:64]
+    if not slug:
+        raise DomainError("Give the reseller a slug.", fields={"slug": ["Letters or digits."]})
+    if Reseller.objects.filter(slug=slug).exists():
+        raise ConflictError(
+            f"The slug {slug!r} is taken.", code="slug_taken", fields={"slug": ["Already taken."]}
+        )
+    with transaction.atomic():
+        reseller = Reseller.objects.create(
+            name=name, slug=slug, support_email=support_email, address=address
+        )
+        ctx = TenantContext(reseller=reseller, role=Role.OPERATOR, user=by)
+        audit_record(ctx=ctx, action="reseller.create", obj=reseller)
+    return reseller
+
+
+# --- Customers and sites --------------------------------------------------------------------
+
+
+def customer_create(
+    *,
+    ctx: TenantContext,
+    name: str,
+    account_number: str = "",
+    billing_email: str = "",
+    notes: str = "",
+) -> Customer:
+    _require_admin(ctx)
+    name = name.strip()
+    if not name:
+        raise DomainError("A customer needs a name.", fields={"name": ["This field is required."]})
+    if Customer.objects.for_tenant(ctx).filter(name__iexact=name).exists():
+        raise ConflictError(
+            f"A customer named {name!r} exists already.",
+            code="customer_exists",
+            fields={"name": ["A customer with this name exists already."]},
+        )
+    with transaction.atomic():
+        customer = Customer.objects.for_tenant(ctx).create(
+            reseller_id=ctx.reseller_id,
+            name=name,
+            account_number=account_number.strip(),
+            billing_email=billing_email.strip(),
+            notes=notes,
+        )
+        audit_record(ctx=ctx, action="customer.create", obj=customer, detail={"name": name})
+    return customer
+
+
+def customer_update(*, ctx: TenantContext, customer_id: int, **fields: Any) -> Customer:
+    _require_admin(ctx)
+    allowed = {"name", "account_number", "billing_email", "notes"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise DomainError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    with transaction.atomic():
+        customer = _get_for_update(Customer, ctx, customer_id)
+        if "name" in fields:
+            fields["name"] = fields["name"].strip()
+            clash = Customer.objects.for_tenant(ctx).filter(name__iexact=fields["name"])
+            if not fields["name"] or clash.exclude(pk=customer.pk).exists():
+                raise ConflictError(
+                    "Another customer has this name.",
+                    code="customer_exists",
+                    fields={"name": ["A customer with this name exists already."]},
+                )
+        for key, value in fields.items():
+            setattr(customer, key, value)
+        customer.save(update_fields=list(fields))
+        audit_record(ctx=ctx, action="customer.update", obj=customer, detail=_jsonable(fields))
+    return customer
+
+
+SITE_FIELDS = (
+    "name",
+    "address_line1",
+    "address_line2",
+    "postal_code",
+    "city",
+    "country",
+    "contact_name",
+    "contact_email",
+    "contact_phone",
+)
+
+
+def site_create(*, ctx: TenantContext, customer_id: int, name: str, **fields: str) -> Site:
+    _require_admin(ctx)
+    unknown = set(fields) - set(SITE_FIELDS)
+    if unknown:
+        raise DomainError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    name = name.strip()
+    if not name:
+        raise DomainError("A site needs a name.", fields={"name": ["This field is required."]})
+    customer = Customer.objects.for_tenant(ctx).filter(pk=customer_id).first()
+    if customer is None:
+        raise NotFoundError("No such customer.")
+    if Site.objects.for_tenant(ctx).filter(customer=customer, name__iexact=name).exists():
+        raise ConflictError(
+            f"{customer.name} already has a site named {name!r}.",
+            code="site_exists",
+            fields={"name": ["This customer already has a site with this name."]},
+        )
+    if "country" in fields:
+        fields["country"] = fields["country"].strip().upper()
+    with transaction.atomic():
+        site = Site.objects.for_tenant(ctx).create(
+            reseller_id=ctx.reseller_id, customer=customer, name=name, **fields
+        )
+        audit_record(ctx=ctx, action="site.create", obj=site, detail={"name": name})
+    return site
+
+
+def site_update(*, ctx: TenantContext, site_id: int, **fields: str) -> Site:
+    _require_admin(ctx)
+    unknown = set(fields) - set(SITE_FIELDS)
+    if unknown:
+        raise DomainError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    with transaction.atomic():
+        site = _get_for_update(Site, ctx, site_id)
+        if "name" in fields:
+            fields["name"] = fields["name"].strip()
+            clash = Site.objects.for_tenant(ctx).filter(
+                customer_id=site.customer_id, name__iexact=fields["name"]
+            )
+            if not fields["name"] or clash.exclude(pk=site.pk).exists():
+                raise ConflictError(
+                    "Another site of this customer has this name.",
+                    code="site_exists",
+                    fields={"name": ["This customer already has a site with this name."]},
+                )
+        if "country" in fields:
+            fields["country"] = fields["country"].strip().upper()
+        for key, value in fields.items():
+            setattr(site, key, value)
+        site.save(update_fields=list(fields))
+        audit_record(ctx=ctx, action="site.update", obj=site, detail=_jsonable(fields))
+    return site
+
+
+# --- Invitations and memberships ------------------------------------------------------------
+
+
+def invitation_create(
+    *, ctx: TenantContext, email: str, role: str, customer_id: int | None = None
+) -> Invitation:
+    """Invite someone by email to a reseller role, or to a role in one customer."""
+    _require_admin(ctx)
+    email = email.strip().lower()
+    if "@" not in email:
+        raise DomainError("Enter a valid email address.", fields={"email": ["Not an address."]})
+    if role not in MEMBERSHIP_ROLES:
+        raise DomainError("Unknown role.", code="invalid_role", fields={"role": ["Unknown role."]})
+    customer = None
+    if role in CUSTOMER_ROLES:
+        customer = Customer.objects.for_tenant(ctx).filter(pk=customer_id).first()
+        if customer is None:
+            raise DomainError(
+                "Customer roles need a customer.",
+                code="customer_required",
+                fields={"customer": ["Choose the customer this user belongs to."]},
+            )
+    elif customer_id is not None:
+        raise DomainError(
+            "Reseller roles are not tied to a customer.",
+            code="customer_not_allowed",
+            fields={"customer": ["Leave empty for reseller roles."]},
+        )
+    existing = Membership.objects.for_tenant(ctx).filter(user__email__iexact=email)
+    existing = existing.filter(customer=customer) if customer else existing.filter(customer=None)
+    if existing.exists():
+        raise ConflictError(
+            f"{email} is a member already.",
+            code="already_member",
+            fields={"email": ["This person is a member already."]},
+        )
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        # A new invitation replaces any pending one for the same address and tenant.
+        Invitation.objects.for_tenant(ctx).filter(
+            email=email, customer=customer, accepted_at=None, revoked_at=None
+        ).update(revoked_at=now())
+        invitation = Invitation.objects.for_tenant(ctx).create(
+            reseller_id=ctx.reseller_id,
+            customer=customer,
+            email=email,
+            role=role,
+            token_hash=_sha256(token),
+            invited_by=ctx.user,
+            expires_at=now() + timedelta(days=settings.INVITATION_TTL_DAYS),
+        )
+        audit_record(
+            ctx=ctx,
+            action="invitation.create",
+            obj=invitation,
+            detail={"email": email, "role": role},
+        )
+        transaction.on_commit(lambda: _invitation_send(invitation=invitation, token=token))
+    return invitation
+
+
+def _invitation_send(*, invitation: Invitation, token: str) -> None:
+    url = settings.SITE_URL + reverse("invitation-accept", kwargs={"token": token})
+    context = {
+        "invitation": invitation,
+        "reseller": invitation.reseller,
+        "url": url,
+        "ttl_days": settings.INVITATION_TTL_DAYS,
+    }
+    send_mail(
+        subject=f"[Inkmeter] You are invited to {invitation.reseller.name}",
+        message=render_to_string("accounts/email/invitation.txt", context),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+
+
+def invitation_revoke(*, ctx: TenantContext, invitation_id: int) -> Invitation:
+    _require_admin(ctx)
+    with transaction.atomic():
+        invitation = _get_for_update(Invitation, ctx, invitation_id)
+        if invitation.status != "pending":
+            raise ConflictError(
+                f"This invitation is {invitation.status}; only pending ones can be revoked.",
+                code="invitation_not_pending",
+            )
+        invitation.revoked_at = now()
+        invitation.save(update_fields=["revoked_at"])
+        audit_record(ctx=ctx, action="invitation.revoke", obj=invitation)
+    return invitation
+
+
+def invitation_find(*, token: str) -> Invitation | None:
+    """The invitation a link's token stands for, whatever its state; None if unknown."""
+    if not token or len(token) > 128:
+        return None
+    # Looked up by hash across tenants: the token itself is the proof of access.
+    return (
+        Invitation.unscoped.select_related("reseller", "customer")
+        .filter(token_hash=_sha256(token))
+        .first()
+    )
+
+
+def invitation_accept(*, token: str, user: User) -> Membership:
+    """Turn a pending invitation into a membership of `user`; the addresses must match."""
+    invitation = invitation_find(token=token)
+    if invitation is None:
+        raise NotFoundError("This invitation link is not valid.", code="invitation_unknown")
+    if invitation.status != "pending":
+        raise ConflictError(
+            f"This invitation is {invitation.status}. Ask for a new one.",
+            code=f"invitation_{invitation.status}",
+        )
+    if invitation.email.lower() != user.email.lower():
+        raise PermissionDeniedError(
+            f"This invitation was sent to {invitation.email}; sign in with that address.",
+            code="invitation_other_email",
+        )
+    ctx = TenantContext(
+        reseller=invitation.reseller, customer=invitation.customer, role=Role.SYSTEM, user=user
+    )
+    with transaction.atomic():
+        claimed = Invitation.unscoped.filter(
+            pk=invitation.pk, accepted_at=None, revoked_at=None
+        ).update(accepted_at=now(), accepted_by=user)
+        if claimed != 1:
+            raise ConflictError("This invitation was used already.", code="invitation_accepted")
+        membership, _ = Membership.unscoped.update_or_create(
+            user=user,
+            reseller=invitation.reseller,
+            customer=invitation.customer,
+            defaults={"role": invitation.role},
+        )
+        audit_record(
+            ctx=ctx,
+            action="invitation.accept",
+            obj=invitation,
+            detail={"email": user.email, "role": invitation.role},
+        )
+    return membership
+
+
+def membership_update_role(*, ctx: TenantContext, membership_id: int, role: str) -> Membership:
+    _require_admin(ctx)
+    with transaction.atomic():
+        membership = _get_for_update(Membership, ctx, membership_id)
+        same_scope = RESELLER_ROLES if membership.customer_id is None else CUSTOMER_ROLES
+        if role not in same_scope:
+            raise DomainError(
+                "That role does not fit this membership.",
+                code="invalid_role",
+                fields={"role": ["Choose a role of the same kind (reseller or customer)."]},
+            )
+        if ctx.user is not None and membership.user_id == ctx.user.pk:
+            raise DomainError("You cannot change your own role.", code="own_membership")
+        old = membership.role
+        membership.role = role
+        membership.save(update_fields=["role"])
+        audit_record(
+            ctx=ctx, action="membership.role", obj=membership, detail={"from": old, "to": role}
+        )
+    return membership
+
+
+def membership_remove(*, ctx: TenantContext, membership_id: int) -> None:
+    _require_admin(ctx)
+    with transaction.atomic():
+        membership = _get_for_update(Membership, ctx, membership_id)
+        if ctx.user is not None and membership.user_id == ctx.user.pk:
+            raise DomainError("You cannot remove yourself.", code="own_membership")
+        audit_record(
+            ctx=ctx,
+            action="membership.remove",
+            obj=membership,
+            detail={"email": membership.user.email, "role": membership.role},
+        )
+        membership.delete()
+
+
+# --- API tokens -----------------------------------------------------------------------------
+
+TOKEN_PREFIX = "ink_"  # noqa: S105 - a public prefix, not a secret
+
+
+def api_token_create(
+    *, ctx: TenantContext, name: str, role: str, customer_id: int | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token; the returned raw value is shown once and never stored."""
+    _require_admin(ctx)
+    name = name.strip()
+    if not name:
+        raise DomainError("Name the token.", fields={"name": ["This field is required."]})
+    if role not in MEMBERSHIP_ROLES:
+        raise DomainError("Unknown role.", code="invalid_role", fields={"role": ["Unknown role."]})
+    customer = None
+    if role in CUSTOMER_ROLES:
+        customer = Customer.objects.for_tenant(ctx).filter(pk=customer_id).first()
+        if customer is None:
+            raise DomainError(
+                "Customer roles need a customer.",
+                code="customer_required",
+                fields={"customer": ["Choose the customer."]},
+            )
+    if ctx.user is None:
+        raise PermissionDeniedError("A token is created by a person.")
+    key = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = ApiToken.objects.for_tenant(ctx).create(
+            reseller_id=ctx.reseller_id,
+            customer=customer,
+            name=name,
+            role=role,
+            key=key,
+            secret_hash=_sha256(secret),
+            created_by=ctx.user,
+        )
+        audit_record(ctx=ctx, action="api_token.create", obj=token, detail={"name": name})
+    return token, f"{TOKEN_PREFIX}{key}_{secret}"
+
+
+def api_token_revoke(*, ctx: TenantContext, token_id: int) -> ApiToken:
+    _require_admin(ctx)
+    with transaction.atomic():
+        token = _get_for_update(ApiToken, ctx, token_id)
+        if token.revoked_at is not None:
+            raise ConflictError("This token is revoked already.", code="token_revoked")
+        token.revoked_at = now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(ctx=ctx, action="api_token.revoke", obj=token)
+    return token
+
+
+def api_token_authenticate(*, raw: str) -> ApiToken | None:
+    """The active token that `raw` stands for, or None. Constant-time secret comparison."""
+    if not raw.startswith(TOKEN_PREFIX) or raw.count("_") < 2:
+        return None
+    key, _, secret = raw[len(TOKEN_PREFIX) :].partition("_")
+    token = (
+        ApiToken.unscoped.select_related("reseller", "customer", "created_by")
+        .filter(key=key, revoked_at=None, reseller__is_active=True, created_by__is_active=True)
+        .first()
+    )
+    if token is None or not hmac.compare_digest(token.secret_hash, _sha256(secret)):
+        return None
+    # At most one write a minute per token: "last used" needs no more precision.
+    if token.last_used_at is None or now() - token.last_used_at > timedelta(minutes=1):
+        ApiToken.unscoped.filter(pk=token.pk).update(last_used_at=now())
+    return token
+
+
+# --- Housekeeping -------------------------------------------------------------------------------
+
+
+def invitations_purge(*, older_than_days: int = 90) -> int:
+    """Delete invitations that ended (expired, revoked or accepted) long ago; returns the count."""
+    cutoff = now() - timedelta(days=older_than_days)
+    # Spans every tenant: run by beat, never for a request.
+    deleted, _ = Invitation.unscoped.filter(expires_at__lt=cutoff).delete()
+    return deleted
+
+
+def _get_for_update(model: type[Any], ctx: TenantContext, pk: int) -> Any:
+    obj = model.objects.for_tenant(ctx).select_for_update(of=("self",)).filter(pk=pk).first()
+    if obj is None:
+        raise NotFoundError(f"No such {model._meta.verbose_name}.")
+    return obj
+
+
+def _jsonable(fields: dict[str, Any]) -> dict[str, str]:
+    return {key: str(value) for key, value in fields.items()}

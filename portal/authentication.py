@@ -1,0 +1,73 @@
+"""API authentication and the tenant context it resolves.
+
+Kept apart from portal.api because DRF imports these classes while rest_framework.views is
+still loading: nothing here may import it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions, permissions
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.request import Request
+
+from portal.tenancy import TenantContext
+
+if TYPE_CHECKING:
+    from rest_framework.views import APIView
+
+
+class ApiTokenAuthentication(BaseAuthentication):
+    """`Authorization: Bearer ink_<key>_<secret>`: a reseller's integration token."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        from accounts import services
+
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header.startswith(self.keyword + " "):
+            return None
+        token = services.api_token_authenticate(raw=header[len(self.keyword) + 1 :].strip())
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        request._request.ctx = TenantContext(  # type: ignore[attr-defined]
+            reseller=token.reseller,
+            customer=token.customer,
+            role=token.role,
+            user=token.created_by,
+        )
+        return token.created_by, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword
+
+
+class SessionTenantAuthentication(SessionAuthentication):
+    """The portal's own session (with CSRF), for pages that call the API with htmx."""
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    target_class = "portal.authentication.ApiTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "ink_<key>_<secret>"}
+
+
+class HasTenant(permissions.BasePermission):
+    """Authenticated, with a tenant context; `required_roles` on the view narrows the roles."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        ctx = getattr(request._request, "ctx", None)
+        if ctx is None or not request.user or not request.user.is_authenticated:
+            return False
+        roles = getattr(view, "required_roles", None)
+        return roles is None or ctx.role in roles
+
+
+def request_ctx(request: Request) -> TenantContext:
+    ctx: TenantContext = request._request.ctx  # type: ignore[attr-defined]
+    return ctx

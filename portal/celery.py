@@ -1,0 +1,22 @@
+"""The Celery app. Every periodic job is listed in BEAT_SCHEDULE below, and nowhere else."""
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+app = Celery("portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# The one place where periodic work is declared. Each entry names a task that re-derives its
+# work from the database, so a missed run costs latency, never data.
+BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "invitations-purge": {
+        "task": "accounts.tasks.invitations_purge_task",
+        "schedule": crontab(hour=3, minute=17),
+    },
+}
+app.conf.beat_schedule = BEAT_SCHEDULE
