@@ -181,7 +181,9 @@ class Outbox:
             )
         ]
 
-    def mark_acked(self, batch_id: str, answer: dict[str, Any], *, now: datetime | None = None) -> None:
+    def mark_acked(
+        self, batch_id: str, answer: dict[str, Any], *, now: datetime | None = None
+    ) -> None:
         with self._transaction() as db:
             db.execute(
                 "UPDATE batch SET state = 'acked', acked_at = ?, answer = ?, last_error = NULL"
@@ -254,18 +256,13 @@ class Outbox:
         while self.size_bytes() > self.max_bytes:
             with self._transaction() as db:
                 oldest = db.execute(
-                    "SELECT batch_id FROM batch WHERE state = 'pending'"
-                    " ORDER BY created_at LIMIT 1"
+                    "SELECT batch_id FROM batch WHERE state = 'pending' ORDER BY created_at LIMIT 1"
                 ).fetchone()
                 if oldest:
                     count = db.execute(
                         "DELETE FROM snapshot WHERE batch_id = ?", (oldest[0],)
                     ).rowcount
-                    db.execute(
-                        "UPDATE batch SET state = 'quarantined', last_error = ?"
-                        " WHERE batch_id = ?",
-                        ("dropped: outbox full", oldest[0]),
-                    )
+                    db.execute("DELETE FROM batch WHERE batch_id = ?", (oldest[0],))
                 else:
                     row = db.execute(
                         "SELECT snapshot_id FROM snapshot WHERE batch_id IS NULL"
@@ -288,12 +285,8 @@ class Outbox:
     def warn(self, message: str) -> None:
         log.warning("%s", message)
         with self._transaction() as db:
-            db.execute(
-                "INSERT INTO warning (at, message) VALUES (?, ?)", (_iso(utcnow()), message)
-            )
-            db.execute(
-                "DELETE FROM warning WHERE id <= (SELECT MAX(id) FROM warning) - 100"
-            )
+            db.execute("INSERT INTO warning (at, message) VALUES (?, ?)", (_iso(utcnow()), message))
+            db.execute("DELETE FROM warning WHERE id <= (SELECT MAX(id) FROM warning) - 100")
 
     def warnings(self, limit: int = 10) -> list[tuple[str, str]]:
         rows = self._db.execute(
@@ -314,12 +307,20 @@ class Outbox:
             )
 
     def remember_device(
-        self, *, serial: str, address: str, port: int, credentials: dict[str, str], model: str | None
+        self,
+        *,
+        serial: str,
+        address: str,
+        port: int,
+        credentials: dict[str, str],
+        model: str | None,
     ) -> None:
         """Devices are keyed by serial: a printer found at a new address is the same printer."""
         with self._transaction() as db:
-            db.execute("DELETE FROM device WHERE address = ? AND port = ? AND serial != ?",
-                       (address, port, serial))
+            db.execute(
+                "DELETE FROM device WHERE address = ? AND port = ? AND serial != ?",
+                (address, port, serial),
+            )
             db.execute(
                 "INSERT INTO device (serial, address, port, credentials, model, last_seen)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO UPDATE SET"

@@ -63,9 +63,11 @@ class Supply:
             "kind": self.kind,
             "description": self.description[:255],
             "level_state": self.level_state,
-            "level": self.level,
-            "max_capacity": self.max_capacity,
         }
+        if self.level is not None:
+            wire["level"] = self.level
+        if self.max_capacity is not None:
+            wire["max_capacity"] = self.max_capacity
         if self.color:
             wire["color"] = self.color
         if self.unit:
@@ -532,12 +534,11 @@ def parse_media_sources(readings: Readings) -> tuple[dict[str, Any], ...]:
         status = "unknown" if level is None or level == mib.LEVEL_UNKNOWN else "loaded"
         if level == 0:
             status = "empty"
-        source: dict[str, Any] = {
-            "id": f"input-{index}",
-            "status": status,
-            "width_mm": dimension(xfeed.get(index)),
-            "length_mm": dimension(feed.get(index)),
-        }
+        source: dict[str, Any] = {"id": f"input-{index}", "status": status}
+        if width := dimension(xfeed.get(index)):
+            source["width_mm"] = width
+        if length := dimension(feed.get(index)):
+            source["length_mm"] = length
         if name := _clean(names.get(index)):
             source["name"] = name
         if media := _clean(media_names.get(index)):

@@ -1,0 +1,471 @@
+"""`inkmeter-collector`: discover, add, poll, run, upload, status, requeue."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from inkmeter_collector import AGENT, config, discovery, printer, upload
+from inkmeter_collector.outbox import Outbox
+from inkmeter_collector.poll import PollResult, poll
+from inkmeter_collector.snmp import Credentials, SnmpClient, SnmpError, Target
+
+log = logging.getLogger("inkmeter_collector")
+
+
+# --- output --------------------------------------------------------------------------------------
+
+
+def supply_summary(reading: printer.PrinterReading) -> str:
+    parts = []
+    for supply in reading.supplies:
+        name = f"{supply.color} {supply.kind}" if supply.color else supply.kind
+        if supply.percent is not None:
+            value = f"{supply.percent:g}%" + (" free" if supply.is_receptacle else "")
+        elif supply.level_state != "ok":
+            value = supply.level_state.replace("_", " ")
+        else:
+            value = f"{supply.level:g}" if supply.level is not None else "?"
+        parts.append(f"{name} {value}")
+    return ", ".join(parts) or "no supplies reported"
+
+
+def describe(result: PollResult, target: Target) -> str:
+    identity = result.reading.identity
+    return (
+        f"{target.host}:{target.port}  {identity.manufacturer or '?'}  {identity.model or '?'}"
+        f"  serial {identity.serial or 'none'}  [{supply_summary(result.reading)}]"
+    )
+
+
+class ProgressBar:
+    """Plain-text progress on stderr: redrawn in place on a terminal, every 10 % otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._last_draw = 0.0
+        self._last_decile = -1
+
+    def __call__(self, progress: discovery.Progress) -> None:
+        share = progress.done / progress.total if progress.total else 1.0
+        now = time.monotonic()
+        if self.tty:
+            if now - self._last_draw < 0.1 and progress.done < progress.total:
+                return
+            self._last_draw = now
+            filled = int(share * 30)
+            self.stream.write(
+                f"\r[{'#' * filled}{'.' * (30 - filled)}] {progress.done}/{progress.total}"
+                f" addresses, {progress.found} printers, {now - progress.started:.0f} s"
+            )
+        else:
+            decile = int(share * 10)
+            if decile == self._last_decile:
+                return
+            self._last_decile = decile
+            self.stream.write(
+                f"progress: {progress.done}/{progress.total} addresses, {progress.found} printers\n"
+            )
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --- shared plumbing -----------------------------------------------------------------------------
+
+
+def _client(cfg: config.Config) -> SnmpClient:
+    return SnmpClient(timeout_s=cfg.snmp_timeout_s, retries=cfg.snmp_retries)
+
+
+def _credentials_dict(credentials: Credentials) -> dict[str, str]:
+    return {key: str(value) for key, value in vars(credentials).items()}
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for name in ("SIGINT", "SIGTERM"):
+        if hasattr(signal, name):
+            # Windows has no loop signal handlers: Ctrl-C raises KeyboardInterrupt there.
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(getattr(signal, name), stop.set)
+    return stop
+
+
+def _remember(outbox: Outbox, found: discovery.Found) -> bool:
+    identity = found.result.reading.identity
+    if not identity.serial:
+        outbox.warn(
+            f"{found.target.host}: printer exposes no serial number or MAC address; add it under"
+            " [[printers]] with its label's serial to poll it"
+        )
+        return False
+    outbox.remember_device(
+        serial=identity.serial,
+        address=found.target.host,
+        port=found.target.port,
+        credentials=_credentials_dict(found.target.credentials),
+        model=identity.model,
+    )
+    return True
+
+
+def _portal(cfg: config.Config) -> upload.Portal | None:
+    if not cfg.can_upload or not cfg.portal_url or not cfg.key_id or not cfg.secret:
+        return None
+    return upload.Portal(
+        url=cfg.portal_url,
+        key_id=cfg.key_id,
+        secret=cfg.secret,
+        proxy=cfg.proxy,
+        verify=cfg.ca_file or True,
+    )
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+async def cmd_discover(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) -> int:
+    ranges = list(args.range or cfg.ranges or discovery.default_ranges())
+    if not ranges:
+        print("no address range given and the host's own subnet is unknown", file=sys.stderr)
+        return 2
+    credentials = [Credentials(community=c) for c in args.community] or cfg.credentials()
+    client = _client(cfg)
+    bar = ProgressBar()
+    stop = _stop_event()
+
+    def on_found(found: discovery.Found) -> None:
+        _remember(outbox, found)
+        if bar.tty:
+            sys.stderr.write("\r\033[K")
+        print(describe(found.result, found.target), flush=True)
+
+    print(
+        f"sweeping {', '.join(ranges)} ({discovery.count_addresses(ranges)} addresses)",
+        file=sys.stderr,
+    )
+    try:
+        found = await discovery.sweep(
+            client,
+            ranges,
+            credentials,
+            port=args.port or cfg.snmp_port,
+            rate_per_s=args.rate or cfg.discovery_rate_per_s,
+            time_limit_s=args.time_limit or cfg.discovery_time_limit_s,
+            timeout_s=cfg.snmp_timeout_s,
+            stop=stop,
+            on_found=on_found,
+            on_progress=bar,
+        )
+    finally:
+        bar.close()
+        client.close()
+    print(f"{len(found)} printers found", file=sys.stderr)
+    return 0
+
+
+async def _poll_target(
+    client: SnmpClient,
+    cfg: config.Config,
+    host: str,
+    port: int,
+    community: str | None,
+    serial: str | None = None,
+) -> tuple[Target, PollResult] | None:
+    tried = [Credentials(community=community)] if community else cfg.credentials()
+    for credentials in tried:
+        target = Target(host=host, port=port, credentials=credentials)
+        try:
+            return target, await poll(client, target, serial_override=serial)
+        except SnmpError as error:
+            log.debug("%s with %s: %s", host, credentials.describe(), error)
+    return None
+
+
+async def cmd_poll(cfg: config.Config, args: argparse.Namespace, outbox: Outbox | None) -> int:
+    client = _client(cfg)
+    try:
+        polled = await _poll_target(
+            client, cfg, args.address, args.port or cfg.snmp_port, args.community, args.serial
+        )
+    finally:
+        client.close()
+    if polled is None:
+        print(f"{args.address}: no SNMP answer", file=sys.stderr)
+        return 1
+    target, result = polled
+    if args.json:
+        has_serial = result.reading.identity.serial
+        print(
+            json.dumps(
+                result.snapshot() if has_serial else result.readings,
+                indent=2,
+                default=lambda value: value.hex() if isinstance(value, bytes) else str(value),
+            )
+        )
+    else:
+        print(describe(result, target))
+        print(f"poll took {result.duration_s * 1000:.0f} ms and {result.snmp_bytes} bytes of SNMP")
+    if args.enqueue and outbox is not None:
+        if not result.reading.identity.serial:
+            print("no serial: not queued", file=sys.stderr)
+            return 1
+        outbox.put([result.snapshot()])
+        _remember(outbox, discovery.Found(target, result))
+    return 0
+
+
+async def cmd_add(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) -> int:
+    client = _client(cfg)
+    try:
+        polled = await _poll_target(
+            client, cfg, args.address, args.port or cfg.snmp_port, args.community, args.serial
+        )
+    finally:
+        client.close()
+    if polled is None:
+        print(f"{args.address}: no SNMP answer", file=sys.stderr)
+        return 1
+    target, result = polled
+    if not _remember(outbox, discovery.Found(target, result)):
+        return 1
+    print("added " + describe(result, target))
+    return 0
+
+
+async def poll_all(cfg: config.Config, outbox: Outbox, client: SnmpClient) -> int:
+    """Poll every known printer once and queue the snapshots; returns how many were queued."""
+    slots = asyncio.Semaphore(cfg.concurrency)
+    queued = 0
+    configured = {(entry.address, entry.port): entry for entry in cfg.printers}
+    known = {(device.address, device.port): device for device in outbox.devices()}
+
+    async def one(address: str, port: int) -> None:
+        nonlocal queued
+        async with slots:
+            entry = configured.get((address, port))
+            device = known.get((address, port))
+            if device is not None and (entry is None or not entry.community):
+                creds = device.credentials
+                attempts: list[Credentials] = [Credentials(**creds)]
+            elif entry is not None and entry.community:
+                attempts = [Credentials(community=entry.community)]
+            else:
+                attempts = cfg.credentials()
+            for credentials in attempts:
+                target = Target(host=address, port=port, credentials=credentials)
+                try:
+                    result = await poll(
+                        client, target, serial_override=entry.serial if entry else None
+                    )
+                except SnmpError as error:
+                    log.info("%s: %s", address, error)
+                    continue
+                if _remember(outbox, discovery.Found(target, result)):
+                    outbox.put([result.snapshot()])
+                    queued += 1
+                return
+            log.warning("%s:%s did not answer this poll", address, port)
+
+    await asyncio.gather(*(one(address, port) for address, port in {*configured, *known}))
+    return queued
+
+
+def _cached_portal_config(cfg: config.Config, outbox: Outbox) -> config.Config:
+    cached = outbox.get_setting("portal_config")
+    if cached:
+        with contextlib.suppress(ValueError, config.ConfigError):
+            return config.apply_portal(cfg, json.loads(cached))
+    return cfg
+
+
+def refresh_portal_config(
+    cfg: config.Config, base: config.Config, outbox: Outbox, portal: upload.Portal | None
+) -> config.Config:
+    if portal is None:
+        return cfg
+    try:
+        answer = portal.fetch_config()
+        updated = config.apply_portal(base, answer)
+    except Exception as error:  # the portal may be down for days: keep the last known config
+        log.warning("cannot fetch the portal configuration (%s); keeping the last one", error)
+        return cfg
+    outbox.set_setting("portal_config", json.dumps(answer))
+    return updated
+
+
+async def cmd_run(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) -> int:
+    base = cfg
+    cfg = _cached_portal_config(cfg, outbox)
+    portal = _portal(cfg)
+    client = _client(cfg)
+    stop = _stop_event()
+    next_config = next_discovery = next_poll = next_upload = time.monotonic()
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= next_config:
+                cfg = await asyncio.to_thread(refresh_portal_config, cfg, base, outbox, portal)
+                next_config = now + cfg.config_interval_minutes * 60
+            if now >= next_discovery:
+                ranges = list(cfg.ranges)
+                if not ranges and not cfg.printers and not outbox.devices():
+                    ranges = discovery.default_ranges()
+                if ranges:
+                    found = await discovery.sweep(
+                        client,
+                        ranges,
+                        cfg.credentials(),
+                        port=cfg.snmp_port,
+                        rate_per_s=cfg.discovery_rate_per_s,
+                        time_limit_s=cfg.discovery_time_limit_s,
+                        timeout_s=cfg.snmp_timeout_s,
+                        stop=stop,
+                    )
+                    for item in found:
+                        _remember(outbox, item)
+                    log.info("discovery found %d printers", len(found))
+                next_discovery = now + cfg.discovery_interval_hours * 3600
+            if now >= next_poll and not stop.is_set():
+                queued = await poll_all(cfg, outbox, client)
+                log.info("polled %d printers", queued)
+                next_poll = now + cfg.poll_interval_minutes * 60
+            if portal is not None and now >= next_upload and not stop.is_set():
+                report = await asyncio.to_thread(
+                    upload.flush, outbox, portal, max_snapshots=cfg.batch_max_snapshots
+                )
+                log.info("upload: %s", report)
+                next_upload = now + cfg.upload_interval_minutes * 60
+            if args.once:
+                break
+            wake = min(next_config, next_discovery, next_poll, next_upload)
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(1.0, wake - time.monotonic()))
+    finally:
+        client.close()
+        if portal is not None:
+            portal.close()
+    return 0
+
+
+def cmd_upload(cfg: config.Config, outbox: Outbox) -> int:
+    portal = _portal(cfg)
+    if portal is None:
+        print("portal url, key id and secret are needed to upload", file=sys.stderr)
+        return 2
+    try:
+        report = upload.flush(outbox, portal, max_snapshots=cfg.batch_max_snapshots)
+    finally:
+        portal.close()
+    print(
+        f"sent {report.sent} batches ({report.upload_bytes} bytes): {report.acked} acknowledged,"
+        f" {report.retried} to retry, {report.quarantined} quarantined"
+    )
+    return 0 if report.stopped is None else 1
+
+
+def cmd_status(outbox: Outbox) -> int:
+    for key, value in outbox.stats().items():
+        print(f"{key}: {value}")
+    for device in outbox.devices():
+        print(f"device {device.serial}  {device.address}:{device.port}  {device.model or ''}")
+    for at, message in outbox.warnings():
+        print(f"warning {at}: {message}")
+    return 0
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inkmeter-collector", description=AGENT)
+    parser.add_argument("--config", type=Path, help="TOML file (default: $INKMETER_CONFIG)")
+    parser.add_argument("--outbox", type=Path, help="SQLite outbox path")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sweep = commands.add_parser("discover", help="sweep address ranges for printers")
+    sweep.add_argument("--range", action="append", help="CIDR range (repeatable)")
+    sweep.add_argument("--community", action="append", default=[], help="(repeatable)")
+    sweep.add_argument("--port", type=int)
+    sweep.add_argument("--rate", type=float, help="requests per second")
+    sweep.add_argument("--time-limit", type=float, help="seconds")
+
+    for name, text in (("poll", "poll one printer now"), ("add", "add a printer by address")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("address", help="IP address or DNS name")
+        sub.add_argument("--community")
+        sub.add_argument("--port", type=int)
+        sub.add_argument("--serial", help="serial to report for a printer that exposes none")
+        if name == "poll":
+            sub.add_argument("--json", action="store_true", help="print the wire snapshot")
+            sub.add_argument("--enqueue", action="store_true", help="queue it for upload")
+
+    run = commands.add_parser("run", help="discover, poll and upload on schedule")
+    run.add_argument("--once", action="store_true", help="one cycle, then exit")
+    commands.add_parser("upload", help="send what the outbox holds now")
+    commands.add_parser("status", help="outbox, devices and recent warnings")
+    commands.add_parser("requeue", help="give quarantined batches another try")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        cfg = config.load(args.config)
+    except config.ConfigError as error:
+        print(f"configuration: {error}", file=sys.stderr)
+        return 2
+    if args.outbox:
+        cfg = replace(cfg, outbox_path=args.outbox)
+    outbox = Outbox(cfg.outbox_path, max_bytes=int(cfg.outbox_max_mb * 1024 * 1024))
+    try:
+        return _dispatch(cfg, args, outbox)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        outbox.close()
+
+
+def _dispatch(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) -> int:
+    command: Any = args.command
+    if command == "discover":
+        return asyncio.run(cmd_discover(cfg, args, outbox))
+    if command == "poll":
+        return asyncio.run(cmd_poll(cfg, args, outbox))
+    if command == "add":
+        return asyncio.run(cmd_add(cfg, args, outbox))
+    if command == "run":
+        return asyncio.run(cmd_run(cfg, args, outbox))
+    if command == "upload":
+        return cmd_upload(cfg, outbox)
+    if command == "requeue":
+        print(f"{outbox.requeue_quarantined()} batches queued again")
+        return 0
+    return cmd_status(outbox)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
