@@ -1,0 +1,469 @@
+"""Devices, the credentials that report for them, and the telemetry they send.
+
+Write-hot columns live in their own tables (pretix): `DeviceState` (one row per device, what it
+reported last) and `Supply` (one row per supply, its current state), so the fleet pages read a
+device list with one join and ingestion never rewrites the `Device` registry row. Readings are
+append-only. Ingestion writes them in bulk (devices/ingest.py); dedup comes from the unique
+constraints below, never a cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now
+
+from portal.tenancy import TenantModel
+
+
+def _reseller_fk_unindexed() -> Any:
+    # Append-only reading tables are read by device (whose composite index leads the scan) and
+    # never by reseller alone; a separate reseller index would only slow the COPY down.
+    return models.ForeignKey(
+        "accounts.Reseller", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+
+
+class Credential(TenantModel):
+    """What a data collector or a direct-connect printer signs its requests with.
+
+    The secret is stored only Fernet-encrypted with CREDENTIAL_ENCRYPTION_KEY, so a database
+    dump alone does not reveal it; HMAC verification needs the plaintext, hence not a hash.
+    """
+
+    class Kind(models.TextChoices):
+        COLLECTOR = "collector", "Data collector"
+        DIRECT = "direct", "Direct connect"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=200)
+    customer = models.ForeignKey(
+        "accounts.Customer", on_delete=models.CASCADE, related_name="credentials"
+    )
+    # A collector registers the new printers it finds to this site.
+    site = models.ForeignKey(
+        "accounts.Site", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    # A direct-connect credential writes only for this device.
+    device = models.ForeignKey(
+        "devices.Device", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    key_id = models.CharField(max_length=32, unique=True)  # credential_authenticate looks it up
+    secret_encrypted = models.BinaryField()
+    # After a rotation the old secret stays valid until previous_valid_until.
+    previous_secret_encrypted = models.BinaryField(null=True, blank=True)
+    previous_valid_until = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=now)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    last_seen_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    # Collector configuration, served by GET /api/v1/collector/config.
+    ranges = models.JSONField(default=list, blank=True)
+    # SNMP communities are read secrets of the customer's LAN: encrypted like the secret.
+    communities_encrypted = models.BinaryField(null=True, blank=True)
+    poll_interval_minutes = models.PositiveIntegerField(default=60)
+    upload_interval_minutes = models.PositiveIntegerField(default=60)
+    config_version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["customer_id", "name", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="collector", site__isnull=False, device__isnull=True)
+                    | Q(kind="direct", device__isnull=False)
+                ),
+                name="devices_credential_kind_target",
+            ),
+            # The collector never polls more often than every 15 minutes (printers are slow).
+            models.CheckConstraint(
+                condition=Q(poll_interval_minutes__gte=15), name="devices_credential_poll_min"
+            ),
+        ]
+        indexes = [
+            # credential_list shows a reseller's credentials by customer.
+            models.Index(fields=["reseller", "customer"], name="devices_credential_by_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_id})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.last_seen_at is None:
+            return "never reported"
+        return "active"
+
+
+class AuthFailure(TenantModel):
+    """A refused request that named a known key: shown to the reseller, never the secret."""
+
+    credential = models.ForeignKey(Credential, on_delete=models.CASCADE, related_name="failures")
+    reason = models.CharField(max_length=32)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    path = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=now)
+
+    tenant_customer_field: ClassVar[str | None] = "credential__customer"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # credential_detail lists a credential's recent failures.
+            models.Index(fields=["credential", "-created_at"], name="devices_authfail_recent"),
+        ]
+
+
+class TelemetryPolicy(TenantModel):
+    """Per customer: what of job names and user names is stored (privacy)."""
+
+    class Personal(models.TextChoices):
+        STORE = "store", "Store as reported"
+        HASH = "hash", "Store a keyed hash"
+        DROP = "drop", "Do not store"
+
+    customer = models.OneToOneField(
+        "accounts.Customer", on_delete=models.CASCADE, related_name="telemetry_policy"
+    )
+    job_names = models.CharField(max_length=8, choices=Personal.choices, default=Personal.HASH)
+    user_names = models.CharField(max_length=8, choices=Personal.choices, default=Personal.HASH)
+    updated_at = models.DateTimeField(default=now)
+
+
+class Device(TenantModel):
+    """A printer of a customer, identified by its serial within the reseller."""
+
+    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="+")
+    site = models.ForeignKey("accounts.Site", on_delete=models.CASCADE, related_name="+")
+    serial = models.CharField(max_length=128)
+    manufacturer = models.CharField(max_length=128, blank=True)
+    model = models.CharField(max_length=255, blank=True)
+    product_number = models.CharField(max_length=128, blank=True)
+    # The portal's own label for the device; the printer cannot change it.
+    name = models.CharField(max_length=200, blank=True)
+    # Reports are expected this often; offline after twice as long (devices_offline_sweep).
+    report_interval_minutes = models.PositiveIntegerField(default=60)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["serial"]
+        constraints = [
+            # Ingestion upserts devices by serial; a serial is one printer within a reseller.
+            models.UniqueConstraint(fields=["reseller", "serial"], name="devices_device_serial"),
+        ]
+        indexes = [
+            # device_list filters by customer and site.
+            models.Index(fields=["reseller", "customer", "site"], name="devices_device_by_site"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"{self.model or 'Printer'} {self.serial}"
+
+
+class DeviceState(TenantModel):
+    """What a device reported last (by collected_at): the write-hot columns of a device."""
+
+    class State(models.TextChoices):
+        IDLE = "idle", "Idle"
+        PRINTING = "printing", "Printing"
+        WARMUP = "warmup", "Warming up"
+        ERROR = "error", "Error"
+        WARNING = "warning", "Warning"
+        OFFLINE = "offline", "Offline"
+        SLEEP = "sleep", "Sleep"
+        UNKNOWN = "unknown", "Unknown"
+
+    device = models.OneToOneField(
+        Device, on_delete=models.CASCADE, primary_key=True, related_name="state"
+    )
+    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="+")
+    last_seen_at = models.DateTimeField()
+    last_snapshot_id = models.UUIDField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.UNKNOWN)
+    detail = models.CharField(max_length=1000, blank=True)
+    firmware = models.CharField(max_length=128, blank=True)
+    ip = models.CharField(max_length=64, blank=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    mac = models.CharField(max_length=64, blank=True)
+    impressions_total = models.DecimalField(max_digits=20, decimal_places=4, null=True)
+    # Set by devices_offline_sweep, cleared by the next report.
+    is_online = models.BooleanField(default=True)
+    offline_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # devices_offline_sweep looks for online devices whose last report is old.
+            models.Index(
+                fields=["last_seen_at"],
+                condition=Q(is_online=True),
+                name="devices_state_online_seen",
+            ),
+        ]
+
+
+class TelemetryBatch(TenantModel):
+    """A raw accepted batch exactly as received: append-only, for audit and replay."""
+
+    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="+")
+    credential = models.ForeignKey(Credential, on_delete=models.CASCADE, related_name="batches")
+    batch_id = models.UUIDField()
+    received_at = models.DateTimeField(default=now)
+    remote_ip = models.GenericIPAddressField(null=True, blank=True)
+    content_encoding = models.CharField(max_length=16, blank=True)
+    body = models.BinaryField()
+    snapshot_count = models.PositiveIntegerField()
+    # The answer given, so that a repeated batch_id gets the same one.
+    answer = models.JSONField()
+    # Transactional outbox: follow-up work (alert mail) not yet done; batch_followup claims it
+    # and batches_followup_sweep re-derives anything whose task was lost.
+    followup_done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            # A repeated batch changes nothing (protocol/telemetry-v1.md).
+            models.UniqueConstraint(fields=["credential", "batch_id"], name="devices_batch_once"),
+        ]
+        indexes = [
+            # batches_followup_sweep finds batches whose follow-up never ran.
+            models.Index(
+                fields=["received_at"],
+                condition=Q(followup_done_at__isnull=True),
+                name="devices_batch_followup_due",
+            ),
+        ]
+
+
+class Snapshot(TenantModel):
+    """One stored snapshot; its identity columns give the device's identity history."""
+
+    reseller = _reseller_fk_unindexed()
+    tenant_customer_field: ClassVar[str | None] = "device__customer"
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+", db_index=False)
+    batch = models.ForeignKey(
+        TelemetryBatch, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # A snapshot already stored is a duplicate, whichever batch brings it again.
+    snapshot_id = models.UUIDField(unique=True)
+    collected_at = models.DateTimeField()
+    state = models.CharField(max_length=16, blank=True)
+    firmware = models.CharField(max_length=128, blank=True)
+    ip = models.CharField(max_length=64, blank=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    mac = models.CharField(max_length=64, blank=True)
+    # Whether the sender reported alerts at all: only such snapshots can clear an alert.
+    reports_alerts = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            # device_identity_history and alert clearing read a device's snapshots in time order.
+            models.Index(fields=["device", "collected_at"], name="devices_snapshot_by_time"),
+        ]
+
+
+class CounterReading(TenantModel):
+    """A cumulative counter's value at collected_at (append-only; usage is its growth)."""
+
+    reseller = _reseller_fk_unindexed()
+    tenant_customer_field: ClassVar[str | None] = "device__customer"
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+", db_index=False)
+    collected_at = models.DateTimeField()
+    name = models.CharField(max_length=100)
+    # Qualifiers: a counter is its name plus these ("" when not reported).
+    media_type = models.CharField(max_length=128, blank=True)
+    color = models.CharField(max_length=64, blank=True)
+    unit = models.CharField(max_length=32, blank=True)
+    value = models.DecimalField(max_digits=20, decimal_places=4)
+
+    class Meta:
+        indexes = [
+            # Billing takes the last reading at or before a period boundary per counter.
+            models.Index(
+                fields=["device", "name", "media_type", "color", "collected_at"],
+                name="devices_counter_series",
+            ),
+        ]
+
+
+class SupplyReading(TenantModel):
+    """A supply's level at collected_at (append-only; forecasts read the series)."""
+
+    reseller = _reseller_fk_unindexed()
+    tenant_customer_field: ClassVar[str | None] = "device__customer"
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+", db_index=False)
+    supply_key = models.CharField(max_length=128)
+    collected_at = models.DateTimeField()
+    level = models.FloatField(null=True)
+    max_capacity = models.FloatField(null=True)
+    level_state = models.CharField(max_length=16, blank=True)
+    percent = models.FloatField(null=True)
+    serial = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        indexes = [
+            # Forecasts read one supply's levels in time order.
+            models.Index(
+                fields=["device", "supply_key", "collected_at"], name="devices_supply_series"
+            ),
+        ]
+
+
+class Supply(TenantModel):
+    """A supply's current state: the values of its latest reading by collected_at."""
+
+    class LevelState(models.TextChoices):
+        OK = "ok", "Level known"
+        UNKNOWN = "unknown", "Unknown"
+        SOME_REMAINING = "some_remaining", "Some remaining"
+        UNLIMITED = "unlimited", "Unlimited"
+
+    tenant_customer_field: ClassVar[str | None] = "device__customer"
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="supplies")
+    supply_key = models.CharField(max_length=128)
+    kind = models.CharField(max_length=16, blank=True)
+    color = models.CharField(max_length=64, blank=True)
+    description = models.CharField(max_length=255, blank=True)
+    part_number = models.CharField(max_length=128, blank=True)
+    serial = models.CharField(max_length=128, blank=True)
+    manufacturer = models.CharField(max_length=128, blank=True)
+    is_genuine = models.BooleanField(null=True)
+    unit = models.CharField(max_length=32, blank=True)
+    max_capacity = models.FloatField(null=True)
+    level = models.FloatField(null=True)
+    level_state = models.CharField(max_length=16, choices=LevelState.choices, blank=True)
+    # 0-100 when level and capacity are known, else None (see normalise.supply_percent).
+    percent = models.FloatField(null=True)
+    status = models.CharField(max_length=64, blank=True)
+    expires_on = models.DateField(null=True)
+    observed_at = models.DateTimeField()
+    observed_snapshot_id = models.UUIDField()
+
+    class Meta:
+        ordering = ["device_id", "supply_key"]
+        constraints = [
+            # Ingestion upserts the current state per supply.
+            models.UniqueConstraint(fields=["device", "supply_key"], name="devices_supply_once"),
+        ]
+        indexes = [
+            # Low-supply lists and reorder evaluation scan by percent within a reseller.
+            models.Index(fields=["reseller", "percent"], name="devices_supply_low"),
+        ]
+
+
+class MediaSource(TenantModel):
+    """A tray or roll as last reported."""
+
+    tenant_customer_field: ClassVar[str | None] = "device__customer"
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="media_sources")
+    source_key = models.CharField(max_length=128)
+    status = models.CharField(max_length=64, blank=True)
+    media_type = models.CharField(max_length=128, blank=True)
+    width_mm = models.FloatField(null=True)
+    length_mm = models.FloatField(null=True)
+    observed_at = models.DateTimeField()
+    observed_snapshot_id = models.UUIDField()
+
+    class Meta:
+        constraints = [
+            # Ingestion upserts the current state per source.
+            models.UniqueConstraint(fields=["device", "source_key"], name="devices_media_once"),
+        ]
+
+
+class Alert(TenantModel):
+    """An alert episode: raised by the device (or the portal's offline sweep), later cleared.
+
+    An episode is (device, code, raised_at); devices that do not report raised_at have one
+    episode per code. It is cleared by its reported cleared_at or by the first later snapshot
+    that reports alerts without it, so the outcome does not depend on arrival order.
+    """
+
+    class Severity(models.TextChoices):
+        CRITICAL = "critical", "Critical"
+        WARNING = "warning", "Warning"
+        INFO = "info", "Info"
+
+    OFFLINE_CODE = "device.offline"
+
+    tenant_customer_field: ClassVar[str | None] = "device__customer"
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="alerts")
+    code = models.CharField(max_length=128)
+    # raised_at as reported, or the epoch when the device does not say: part of the key.
+    episode = models.DateTimeField()
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    description = models.CharField(max_length=1000, blank=True)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    reported_cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-first_seen_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device", "code", "episode"], name="devices_alert_episode_once"
+            ),
+        ]
+        indexes = [
+            # Alert lists show a reseller's open alerts newest first.
+            models.Index(
+                fields=["reseller", "-first_seen_at"],
+                condition=Q(cleared_at__isnull=True),
+                name="devices_alert_open",
+            ),
+        ]
+
+
+class Job(TenantModel):
+    """A print, scan or copy job; one row per (device, uuid), latest report wins."""
+
+    tenant_customer_field: ClassVar[str | None] = "device__customer"
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+")
+    uuid = models.CharField(max_length=128)
+    type = models.CharField(max_length=8)
+    # Per TelemetryPolicy: as reported, "sha256:<hex>" or "".
+    name = models.CharField(max_length=512, blank=True)
+    user = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=64, blank=True)
+    source = models.CharField(max_length=64, blank=True)
+    submitted_at = models.DateTimeField(null=True)
+    completed_at = models.DateTimeField(null=True)
+    pages = models.PositiveBigIntegerField(null=True)
+    copies = models.PositiveBigIntegerField(null=True)
+    print_quality = models.CharField(max_length=64, blank=True)
+    media_type = models.CharField(max_length=128, blank=True)
+    media_area_m2 = models.FloatField(null=True)
+    printed_area_m2 = models.FloatField(null=True)
+    media_length_m = models.FloatField(null=True)
+    ink_ml = models.JSONField(default=dict)
+    account_id = models.CharField(max_length=255, blank=True)
+    project_id = models.CharField(max_length=255, blank=True)
+    application_category = models.CharField(max_length=128, blank=True)
+    observed_at = models.DateTimeField()
+    observed_snapshot_id = models.UUIDField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "uuid"], name="devices_job_once"),
+        ]
