@@ -76,11 +76,19 @@ def _snmpsim_venv() -> Path | None:
     env = dict(os.environ)
     if os.geteuid() == 0 and not _world_traversable(REPO):
         # snmpsim drops to `nobody`, who must be able to read its interpreter and libraries.
-        env.setdefault("INKMETER_SNMPSIM_VENV", str(Path(tempfile.gettempdir()) / "inkmeter-venv-snmpsim"))
+        env.setdefault(
+            "INKMETER_SNMPSIM_VENV", str(Path(tempfile.gettempdir()) / "inkmeter-venv-snmpsim")
+        )
     script = REPO / "collector" / "scripts" / "snmpsim-venv.sh"
+    bash = shutil.which("bash") or "/bin/bash"
     try:
         done = subprocess.run(  # noqa: S603
-            ["bash", str(script)], env=env, capture_output=True, text=True, timeout=600, check=True  # noqa: S607
+            [bash, str(script)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
         )
     except (subprocess.SubprocessError, OSError):
         return None
@@ -133,7 +141,12 @@ def snmpsim() -> Iterator[dict[str, object]]:
     try:
         if not _wait_listening(log, process, len(endpoints)):
             require_service(f"snmpsim did not start: {log.read_text(errors='replace')[-2000:]}")
-        yield {"port": SNMP_PORT, "address": MAIN_ADDRESS, "sweep": SWEEP_ADDRESSES, "pid": process.pid}
+        yield {
+            "port": SNMP_PORT,
+            "address": MAIN_ADDRESS,
+            "sweep": SWEEP_ADDRESSES,
+            "pid": process.pid,
+        }
     finally:
         process.terminate()
         try:

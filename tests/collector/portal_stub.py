@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -71,13 +71,15 @@ class StubPortal:
             return "unknown key"
         timestamp = headers.get("X-Inkmeter-Timestamp", "")
         try:
-            sent = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            sent = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         except ValueError:
             return "bad timestamp"
-        if abs((datetime.now(timezone.utc) - sent).total_seconds()) > 300:
+        if abs((datetime.now(UTC) - sent).total_seconds()) > 300:
             return "stale timestamp"
         signature = headers.get("X-Inkmeter-Signature", "")
-        if not hmac.compare_digest(signature, self.expected_signature(method, path, timestamp, body)):
+        if not hmac.compare_digest(
+            signature, self.expected_signature(method, path, timestamp, body)
+        ):
             return "bad signature"
         return None
 
@@ -118,7 +120,11 @@ class StubPortal:
                 if record["problem"]:
                     self._answer(401, {"error": {"code": "signature"}})
                     return
-                raw = gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body
+                raw = (
+                    gzip.decompress(body)
+                    if self.headers.get("Content-Encoding") == "gzip"
+                    else body
+                )
                 batch = json.loads(raw)
                 record["batch_id"] = batch.get("batch_id")
                 record["snapshot_ids"] = [s.get("snapshot_id") for s in batch.get("snapshots", [])]
@@ -149,8 +155,12 @@ class StubPortal:
                     stub.acks[batch["batch_id"]] += 1
                 self._answer(
                     202,
-                    {"batch_id": batch["batch_id"], "accepted": accepted,
-                     "duplicates": duplicates, "rejected": []},
+                    {
+                        "batch_id": batch["batch_id"],
+                        "accepted": accepted,
+                        "duplicates": duplicates,
+                        "rejected": [],
+                    },
                 )
 
         return Handler

@@ -11,7 +11,6 @@ import jsonschema
 import pytest
 import snmprec
 from conftest import PRINTERS, expected_printers
-
 from inkmeter_collector.poll import poll
 from inkmeter_collector.printer import PrinterReading, parse_printer, to_snapshot
 from inkmeter_collector.snmp import Credentials, SnmpClient, Target
@@ -84,12 +83,18 @@ def test_snapshot_follows_the_wire_schema(
     reading = parse_printer(snmprec.load(PRINTERS / "snmprec" / name))
     if reading.identity.serial is None:
         with pytest.raises(ValueError, match="serial"):
-            to_snapshot(reading, snapshot_id=str(uuid.uuid4()), collected_at=datetime.now(UTC), ip=None)
+            to_snapshot(
+                reading, snapshot_id=str(uuid.uuid4()), collected_at=datetime.now(UTC), ip=None
+            )
         return
     snapshot = to_snapshot(
         reading, snapshot_id=str(uuid.uuid4()), collected_at=datetime.now(UTC), ip="127.0.0.1"
     )
-    batch = {"schema": "inkmeter.telemetry/1", "batch_id": str(uuid.uuid4()), "snapshots": [snapshot]}
+    batch = {
+        "schema": "inkmeter.telemetry/1",
+        "batch_id": str(uuid.uuid4()),
+        "snapshots": [snapshot],
+    }
     validator = jsonschema.Draft202012Validator(
         telemetry_schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
@@ -106,19 +111,26 @@ def test_vendor_counters_split_mono_and_colour() -> None:
         return {counter.name: counter.value for counter in reading.counters}
 
     assert counters("sharp.snmprec") == {
-        "impressions.total": 121104, "impressions.mono": 91164, "impressions.color": 29940,
+        "impressions.total": 121104,
+        "impressions.mono": 91164,
+        "impressions.color": 29940,
     }
     assert counters("printmaster_kyocera-cs-4053ci.snmprec") == {
-        "impressions.total": 76498, "impressions.mono": 36347, "impressions.color": 39717,
+        "impressions.total": 76498,
+        "impressions.mono": 36347,
+        "impressions.color": 39717,
     }
     assert counters("jetdirect_m130nw.snmprec") == {
-        "impressions.total": 15232, "impressions.mono": 15232,
+        "impressions.total": 15232,
+        "impressions.mono": 15232,
     }
     assert counters("canonprinter_tm.snmprec") == {"sheets.total": 21588}
 
 
 def test_colour_comes_from_the_colorant_table() -> None:
-    reading = parse_printer(snmprec.load(PRINTERS / "snmprec" / "printmaster_kyocera-cs-4053ci.snmprec"))
+    reading = parse_printer(
+        snmprec.load(PRINTERS / "snmprec" / "printmaster_kyocera-cs-4053ci.snmprec")
+    )
     assert [(s.description, s.kind, s.color) for s in reading.supplies] == [
         ("TK-8527C", "toner", "cyan"),
         ("TK-8527M", "toner", "magenta"),
@@ -136,7 +148,8 @@ def test_live_poll_matches_expected(
         client = SnmpClient(timeout_s=3, retries=1)
         try:
             target = Target(
-                str(snmpsim["address"]), int(snmpsim["port"]),
+                str(snmpsim["address"]),
+                int(snmpsim["port"]),
                 Credentials(community=str(expected[name]["community"])),
             )
             return await poll(client, target)
@@ -149,12 +162,17 @@ def test_live_poll_matches_expected(
     assert 0 < result.snmp_bytes < 8 * 1024  # the DESIGN.md budget, counted on the wire
 
 
-def test_live_poll_over_snmp_v1_walks_by_getnext(snmpsim: dict[str, Any], expected: dict[str, Any]) -> None:
+def test_live_poll_over_snmp_v1_walks_by_getnext(
+    snmpsim: dict[str, Any], expected: dict[str, Any]
+) -> None:
     async def run() -> Any:
         client = SnmpClient(timeout_s=3, retries=1)
         try:
-            target = Target(str(snmpsim["address"]), int(snmpsim["port"]),
-                            Credentials(version="1", community="sharp"))
+            target = Target(
+                str(snmpsim["address"]),
+                int(snmpsim["port"]),
+                Credentials(version="1", community="sharp"),
+            )
             return await poll(client, target)
         finally:
             client.close()
