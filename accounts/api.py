@@ -116,11 +116,11 @@ class CustomerSiteListApi(_AdminWrites):
 
     @extend_schema(request=SiteIn, responses={201: SiteOut})
     def post(self, request: Request, customer_id: int) -> Response:
+        ctx = request_ctx(request)
+        customer = selectors.customer_get(ctx=ctx, customer_id=customer_id)
         data = SiteIn(data=request.data)
         data.is_valid(raise_exception=True)
-        site = services.site_create(
-            ctx=request_ctx(request), customer_id=customer_id, **data.validated_data
-        )
+        site = services.site_create(ctx=ctx, customer_id=customer.pk, **data.validated_data)
         return Response(SiteOut(site).data, status=status.HTTP_201_CREATED)
 
 

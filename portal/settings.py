@@ -7,6 +7,7 @@ The README has a table of every setting.
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import environ
@@ -184,6 +185,24 @@ AUTH_PASSWORD_VALIDATORS = [
 # Invitations sent by reseller admins stay valid this long.
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 
+# --- Telemetry ingestion (devices) ---------------------------------------------------------
+
+# Fernet key(s) that encrypt device credential secrets at rest, so a database dump alone does not
+# reveal them. Any string works (it is hashed into a key); comma-separate several to rotate: the
+# first encrypts, all decrypt. The default is derived from SECRET_KEY, for the demo only.
+CREDENTIAL_ENCRYPTION_KEY = _secret("CREDENTIAL_ENCRYPTION_KEY", "") or f"derived:{SECRET_KEY}"
+# After a rotation the previous secret stays valid this long.
+CREDENTIAL_ROTATION_GRACE_HOURS = env.int("CREDENTIAL_ROTATION_GRACE_HOURS", default=24)
+# Size limits of one telemetry request: as sent (gzip) and decompressed. Past them: 413.
+TELEMETRY_MAX_BODY_BYTES = env.int("TELEMETRY_MAX_BODY_BYTES", default=1024 * 1024)
+TELEMETRY_MAX_DECOMPRESSED_BYTES = env.int(
+    "TELEMETRY_MAX_DECOMPRESSED_BYTES", default=16 * 1024 * 1024
+)
+# A signed request's timestamp may differ from the portal's clock by this much.
+TELEMETRY_CLOCK_SKEW_SECONDS = env.int("TELEMETRY_CLOCK_SKEW_SECONDS", default=300)
+# Direct-connect printers are expected to report this often (offline after twice as long).
+DIRECT_REPORT_INTERVAL_MINUTES = env.int("DIRECT_REPORT_INTERVAL_MINUTES", default=240)
+
 # --- API ------------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
@@ -233,6 +252,8 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
+# Without collectstatic there is no STATIC_ROOT; the finders serve the files instead.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
 # --- Security -------------------------------------------------------------------------------
 
