@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import stat
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +22,7 @@ if str(COLLECTOR_SRC) not in sys.path:
     sys.path.insert(0, str(COLLECTOR_SRC))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import snmpsim_server  # noqa: E402
 from portal_stub import StubPortal  # noqa: E402
 
 SHARED = Path(os.environ.get("INKMETER_SHARED") or Path(__file__).resolve().parents[3] / "shared")
@@ -68,93 +64,26 @@ def telemetry_schema() -> dict[str, object]:
     return schema
 
 
-def _world_traversable(path: Path) -> bool:
-    return all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents] if p.exists())
-
-
-def _snmpsim_venv() -> Path | None:
-    env = dict(os.environ)
-    if os.geteuid() == 0 and not _world_traversable(REPO):
-        # snmpsim drops to `nobody`, who must be able to read its interpreter and libraries.
-        env.setdefault(
-            "INKMETER_SNMPSIM_VENV", str(Path(tempfile.gettempdir()) / "inkmeter-venv-snmpsim")
-        )
-    script = REPO / "collector" / "scripts" / "snmpsim-venv.sh"
-    bash = shutil.which("bash") or "/bin/bash"
-    try:
-        done = subprocess.run(  # noqa: S603
-            [bash, str(script)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=True,
-        )
-    except (subprocess.SubprocessError, OSError):
-        return None
-    venv = Path(done.stdout.strip().splitlines()[-1])
-    return venv if (venv / "bin" / "snmpsim-command-responder").exists() else None
-
-
-def _wait_listening(log: Path, process: subprocess.Popen[bytes], count: int) -> bool:
-    deadline = time.monotonic() + 180  # first start indexes 17,000 objects
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        text = log.read_text(errors="replace") if log.exists() else ""
-        if text.count("Listening at UDP/IPv4 endpoint") >= count:
-            return True
-        time.sleep(0.2)
-    return False
-
-
 @pytest.fixture(scope="session")
 def snmpsim() -> Iterator[dict[str, object]]:
     """One snmpsim-command-responder for the whole session; stopped by its own PID."""
     if not (PRINTERS / "snmprec").is_dir():
         require_service(f"recordings not found under {PRINTERS}")
-    venv = _snmpsim_venv()
-    if venv is None:
-        require_service("snmpsim is not available (collector/scripts/snmpsim-venv.sh failed)")
-        return
-    workdir = Path(tempfile.mkdtemp(prefix="inkmeter-snmpsim-"))
-    data = workdir / "data"
-    shutil.copytree(PRINTERS / "snmprec", data)  # readable by `nobody` wherever the clone is
-    cache = workdir / "cache"
-    cache.mkdir()
-    log = workdir / "snmpsim.log"
-    endpoints = [MAIN_ADDRESS, *SWEEP_ADDRESSES]
-    command = [
-        str(venv / "bin" / "snmpsim-command-responder"),
-        f"--data-dir={data}",
-        f"--cache-dir={cache}",
-        *(f"--agent-udpv4-endpoint={address}:{SNMP_PORT}" for address in endpoints),
-    ]
-    if os.geteuid() == 0:
-        shutil.chown(workdir, "nobody", "nogroup")
-        for path in [cache, data, *data.iterdir()]:
-            shutil.chown(path, "nobody", "nogroup")
-        workdir.chmod(0o755)
-        command += ["--process-user=nobody", "--process-group=nogroup"]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)  # noqa: S603
+    endpoints = [f"{address}:{SNMP_PORT}" for address in (MAIN_ADDRESS, *SWEEP_ADDRESSES)]
     try:
-        if not _wait_listening(log, process, len(endpoints)):
-            require_service(f"snmpsim did not start: {log.read_text(errors='replace')[-2000:]}")
+        simulator = snmpsim_server.start(PRINTERS / "snmprec", endpoints)
+    except RuntimeError as error:
+        require_service(str(error))
+        return
+    try:
         yield {
             "port": SNMP_PORT,
             "address": MAIN_ADDRESS,
             "sweep": SWEEP_ADDRESSES,
-            "pid": process.pid,
+            "pid": simulator.process.pid,
         }
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+        simulator.stop()
 
 
 @pytest.fixture

@@ -140,8 +140,28 @@ def _object(oid: str) -> Any:
     return ObjectType(ObjectIdentity(ObjectName(oid)))
 
 
+class _Engine:
+    """A pysnmp engine and what it has seen. pysnmp keeps a configuration row for every agent
+    it ever talked to, so a long-lived engine grows with the fleet; the client swaps in a fresh
+    engine every RECYCLE_AFTER agents and closes the old one once its requests are done."""
+
+    def __init__(self) -> None:
+        self.engine = SnmpEngine()
+        self.peers: set[tuple[str, int]] = set()
+        self.active = 0
+        self.retired = False
+
+    def release(self) -> None:
+        self.active -= 1
+        if self.retired and self.active == 0:
+            self.engine.close_dispatcher()
+
+
+RECYCLE_AFTER = 64
+
+
 class SnmpClient:
-    """One SNMP engine for the whole process; any number of concurrent requests."""
+    """SNMP for the whole process; any number of concurrent requests."""
 
     def __init__(
         self, *, timeout_s: float = 1.0, retries: int = 1, max_repetitions: int = 12
@@ -149,12 +169,25 @@ class SnmpClient:
         self.timeout_s = timeout_s
         self.retries = retries
         self.max_repetitions = max_repetitions
-        self._engine = SnmpEngine()
+        self._current = _Engine()
         self._meter = _CountingUdpTransport.meter
         self._bulk_refused: set[tuple[str, int]] = set()
 
     def close(self) -> None:
-        self._engine.close_dispatcher()
+        self._current.retired = True
+        self._current.active += 1
+        self._current.release()
+
+    def _engine_for(self, peer: tuple[str, int]) -> _Engine:
+        holder = self._current
+        if peer not in holder.peers and len(holder.peers) >= RECYCLE_AFTER:
+            holder.retired = True
+            if holder.active == 0:
+                holder.engine.close_dispatcher()
+            holder = self._current = _Engine()
+        holder.peers.add(peer)
+        holder.active += 1
+        return holder
 
     def traffic_bytes(self, host: str, port: int) -> int:
         return self._meter.by_peer.get((host, port), 0)
@@ -177,14 +210,20 @@ class SnmpClient:
         self, kind: str, target: Target, oids: Sequence[str], transport: Any, **extra: Any
     ) -> tuple[Any, int, int, list[tuple[str, Any]]]:
         credentials = target.credentials
-        args = (self._engine, credentials.auth_data(), transport, credentials.context_data())
+        holder = self._engine_for((target.host, target.port))
+        args = (holder.engine, credentials.auth_data(), transport, credentials.context_data())
         objects = [_object(oid) for oid in oids]
-        if kind == "get":
-            result = await get_cmd(*args, *objects, lookupMib=False)
-        elif kind == "next":
-            result = await next_cmd(*args, *objects, lookupMib=False)
-        else:
-            result = await bulk_cmd(*args, 0, extra["max_repetitions"], *objects, lookupMib=False)
+        try:
+            if kind == "get":
+                result = await get_cmd(*args, *objects, lookupMib=False)
+            elif kind == "next":
+                result = await next_cmd(*args, *objects, lookupMib=False)
+            else:
+                result = await bulk_cmd(
+                    *args, 0, extra["max_repetitions"], *objects, lookupMib=False
+                )
+        finally:
+            holder.release()
         error_indication, error_status, error_index, var_binds = result
         if error_indication:
             raise SnmpError(f"{target.host}: {error_indication}")

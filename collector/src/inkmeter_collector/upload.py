@@ -143,7 +143,7 @@ def flush(
     now: datetime | None = None,
 ) -> FlushReport:
     """Seal loose snapshots into batches and send every batch that is due, oldest first."""
-    outbox.seal(max_snapshots=max_snapshots)
+    outbox.seal(max_snapshots=max_snapshots, now=now)
     sent = acked = retried = quarantined = upload_bytes = 0
     for batch in outbox.due_batches(now=now):
         moment = now or utcnow()
