@@ -265,8 +265,6 @@ class Snapshot(TenantModel):
     ip = models.CharField(max_length=64, blank=True)
     hostname = models.CharField(max_length=255, blank=True)
     mac = models.CharField(max_length=64, blank=True)
-    # Whether the sender reported alerts at all: only such snapshots can clear an alert.
-    reports_alerts = models.BooleanField(default=False)
 
     class Meta:
         indexes = [
@@ -393,7 +391,8 @@ class Alert(TenantModel):
 
     An episode is (device, code, raised_at); devices that do not report raised_at have one
     episode per code. It is cleared by its reported cleared_at or by the first later snapshot
-    that reports alerts without it, so the outcome does not depend on arrival order.
+    without it (a snapshot lists every active alert; none listed means none active), so the
+    outcome does not depend on arrival order.
     """
 
     class Severity(models.TextChoices):

@@ -18,5 +18,13 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "accounts.tasks.invitations_purge_task",
         "schedule": crontab(hour=3, minute=17),
     },
+    "devices-offline-sweep": {
+        "task": "devices.tasks.devices_offline_sweep_task",
+        "schedule": crontab(minute="*/5"),
+    },
+    "telemetry-followup-sweep": {
+        "task": "devices.tasks.telemetry_followup_sweep_task",
+        "schedule": crontab(minute="*/2"),
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

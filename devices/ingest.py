@@ -1,0 +1,952 @@
+"""Telemetry ingestion (protocol/telemetry-v1.md): verify, validate, one transaction, 202.
+
+One narrow module, so that it can move out of the portal later: a plain Django view (no DRF on
+the hot path), msgspec validation (devices/wire.py) and bulk writes (devices/writer.py). Dedup
+comes from unique constraints; every current-state row is written "latest collected_at wins",
+so repeated, late and shuffled batches leave the same state as one ordered delivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.timezone import now
+from django.views.decorators.csrf import csrf_exempt
+
+from devices import normalise, services, wire
+from devices.models import Alert, Credential, TelemetryPolicy
+from devices.writer import Writer
+from portal.api import error_body
+
+log = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Refusal(Exception):
+    """A request refused as a whole: nothing of it is stored."""
+
+    def __init__(self, status: int, code: str, message: str, fields: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.fields = status, code, message, fields
+
+
+UNAUTHENTICATED = Refusal(
+    401,
+    "unauthenticated",
+    "Key, signature or timestamp not accepted. Check the key id, the "
+    "secret and the sender's clock.",
+)
+
+
+# --- HTTP ---------------------------------------------------------------------------------------
+
+
+@csrf_exempt
+def telemetry(request: HttpRequest) -> HttpResponse:
+    """POST /api/v1/telemetry."""
+    try:
+        if request.method != "POST":
+            raise Refusal(405, "method_not_allowed", "POST a batch.")
+        body = _read_body(request)
+        credential = _authenticate(request, body)
+        raw = _decompress(body, request.META.get("HTTP_CONTENT_ENCODING", ""))
+        try:
+            envelope = wire.decode_envelope(raw)
+        except wire.WireError as error:
+            raise Refusal(
+                400, "invalid_batch", "The batch breaks the contract.", {"body": error.errors}
+            ) from error
+        answer = batch_ingest(
+            credential=credential,
+            envelope=envelope,
+            body=body,
+            content_encoding=request.META.get("HTTP_CONTENT_ENCODING", ""),
+            ip=_client_ip(request),
+        )
+    except Refusal as refusal:
+        response = JsonResponse(
+            error_body(refusal.code, refusal.message, refusal.fields), status=refusal.status
+        )
+        if refusal.status == 405:
+            response["Allow"] = "POST"
+        return response
+    return JsonResponse(answer, status=202)
+
+
+@csrf_exempt
+def collector_config(request: HttpRequest) -> HttpResponse:
+    """GET /api/v1/collector/config, signed like telemetry (SHA-256 of the empty body)."""
+    try:
+        if request.method != "GET":
+            raise Refusal(405, "method_not_allowed", "GET the configuration.")
+        credential = _authenticate(request, b"")
+        if credential.kind != Credential.Kind.COLLECTOR:
+            raise Refusal(403, "not_a_collector", "Only collectors have a configuration.")
+    except Refusal as refusal:
+        return JsonResponse(
+            error_body(refusal.code, refusal.message, refusal.fields), status=refusal.status
+        )
+    services.credential_seen(credential=credential, ip=_client_ip(request))
+    return JsonResponse(services.collector_config(credential))
+
+
+def _client_ip(request: HttpRequest) -> str | None:
+    # Behind a proxy the deployment sets REMOTE_ADDR from X-Forwarded-For (one trusted hop).
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    limit = settings.TELEMETRY_MAX_BODY_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise Refusal(413, "too_large", f"The body exceeds {limit} bytes.")
+    # request.read, not request.body: Django's own limit would answer 400, and this is bounded.
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise Refusal(413, "too_large", f"The body exceeds {limit} bytes.")
+    return body
+
+
+def _authenticate(request: HttpRequest, body: bytes) -> Credential:
+    signed = services.SignedRequest(
+        key_id=request.META.get("HTTP_X_INKMETER_KEY", ""),
+        timestamp=request.META.get("HTTP_X_INKMETER_TIMESTAMP", ""),
+        signature=request.META.get("HTTP_X_INKMETER_SIGNATURE", ""),
+        method=request.method or "",
+        path=request.path,
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        ip=_client_ip(request),
+    )
+    credential = services.credential_authenticate(request=signed)
+    if credential is None:
+        raise UNAUTHENTICATED
+    return credential
+
+
+def _decompress(body: bytes, encoding: str) -> bytes:
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        raise Refusal(415, "unsupported_encoding", "Send the body plain or with gzip.")
+    limit = settings.TELEMETRY_MAX_DECOMPRESSED_BYTES
+    # Incrementally and bounded: a gzip bomb costs at most `limit` bytes of memory, then 413.
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        raw = inflater.decompress(body, limit + 1)
+        if len(raw) > limit or inflater.unconsumed_tail:
+            raise Refusal(413, "too_large", f"The decompressed body exceeds {limit} bytes.")
+        raw += inflater.flush()
+    except zlib.error as error:
+        raise Refusal(400, "bad_encoding", "The body is not valid gzip.") from error
+    if not inflater.eof or len(raw) > limit:
+        raise Refusal(400, "bad_encoding", "The gzip stream is truncated.")
+    return raw
+
+
+# --- Validation and placement ---------------------------------------------------------------------
+
+
+@dataclass
+class Item:
+    """A snapshot that passed validation, with what storing it needs."""
+
+    index: int
+    snapshot: wire.Snapshot
+    snapshot_id: uuid.UUID
+    collected_at: datetime
+    device_id: int = 0
+
+    @property
+    def order(self) -> tuple[datetime, uuid.UUID]:
+        return (self.collected_at, self.snapshot_id)
+
+
+@dataclass
+class Outcome:
+    items: list[Item] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def reject(self, index: int, errors: list[str]) -> None:
+        self.rejected.append({"index": index, "errors": errors})
+
+
+def _validate(envelope: wire.Envelope, moment: datetime) -> Outcome:
+    outcome = Outcome()
+    future = moment + timedelta(seconds=settings.TELEMETRY_CLOCK_SKEW_SECONDS)
+    for index, raw in enumerate(envelope.snapshots):
+        try:
+            snapshot = wire.decode_snapshot(raw)
+        except wire.WireError as error:
+            outcome.reject(index, error.errors)
+            continue
+        errors = _range_errors(snapshot)
+        if errors:
+            outcome.reject(index, errors)
+            continue
+        collected_at = snapshot.collected_at.astimezone(UTC)
+        if "\x00" in snapshot.device.serial:
+            errors.append("$.device.serial: contains NUL")
+        if collected_at > future:
+            errors.append("$.collected_at: in the future")
+        for i, counter in enumerate(snapshot.counters):
+            if normalise.counter_value(counter.value) is None:
+                errors.append(f"$.counters[{i}].value: too large for a counter")
+        for i, job in enumerate(snapshot.jobs):
+            for name in ("pages", "copies"):
+                count = getattr(job, name)
+                if isinstance(count, int | float) and count > normalise.COUNT_MAX:
+                    errors.append(f"$.jobs[{i}].{name}: too large")
+        if errors:
+            outcome.reject(index, errors)
+            continue
+        outcome.items.append(Item(index, snapshot, uuid.UUID(snapshot.snapshot_id), collected_at))
+    return outcome
+
+
+def _range_errors(snapshot: wire.Snapshot) -> list[str]:
+    """Times that exist in their offset but not in UTC (year 9999 at -01:00) cannot be stored."""
+    moments: list[tuple[str, Any]] = [("$.collected_at", snapshot.collected_at)]
+    moments += [(f"$.alerts[{i}].raised_at", a.raised_at) for i, a in enumerate(snapshot.alerts)]
+    moments += [(f"$.alerts[{i}].cleared_at", a.cleared_at) for i, a in enumerate(snapshot.alerts)]
+    moments += [(f"$.jobs[{i}].submitted_at", j.submitted_at) for i, j in enumerate(snapshot.jobs)]
+    moments += [(f"$.jobs[{i}].completed_at", j.completed_at) for i, j in enumerate(snapshot.jobs)]
+    errors = []
+    for path, moment in moments:
+        if isinstance(moment, datetime):
+            try:
+                moment.astimezone(UTC)
+            except OverflowError:
+                errors.append(f"{path}: out of range in UTC")
+    return errors
+
+
+# --- Storage ------------------------------------------------------------------------------------
+
+
+def batch_ingest(
+    *,
+    credential: Credential,
+    envelope: wire.Envelope,
+    body: bytes,
+    content_encoding: str,
+    ip: str | None,
+) -> dict[str, Any]:
+    """Store one batch in one transaction and return the answer; the commit comes first."""
+    moment = now()
+    outcome = _validate(envelope, moment)
+    batch_id = uuid.UUID(envelope.batch_id)
+    with transaction.atomic():
+        store = _Store(credential=credential, moment=moment)
+        batch_pk = store.batch_insert(batch_id, body, content_encoding, ip, len(envelope.snapshots))
+        if batch_pk is None:
+            return store.answer_of(batch_id)
+        accepted, duplicates = store.snapshots(outcome)
+        answer = {
+            "batch_id": str(batch_id),
+            "accepted": accepted,
+            "duplicates": duplicates,
+            "rejected": sorted(outcome.rejected, key=lambda r: r["index"]),
+        }
+        store.finish(batch_pk, answer)
+        services.credential_seen(credential=credential, ip=ip)
+        transaction.on_commit(lambda: _enqueue_followup(batch_pk))
+    return answer
+
+
+def _enqueue_followup(batch_pk: int) -> None:
+    from devices.tasks import batch_followup_task
+
+    try:
+        batch_followup_task.apply_async(kwargs={"batch_pk": batch_pk}, retry=False)
+    except Exception:
+        # The batch is committed; batches_followup_sweep runs its follow-up when the broker or
+        # worker is back. The sender's answer does not depend on it.
+        log.warning(
+            "follow-up of batch %s not enqueued; left to the sweep", batch_pk, exc_info=True
+        )
+
+
+class _Store:
+    """The statements of one batch, in an order that locks each device's state row before
+    anything reads the device's history (concurrent batches of one device serialise there)."""
+
+    def __init__(self, *, credential: Credential, moment: datetime) -> None:
+        self.credential = credential
+        self.reseller_id = credential.reseller_id
+        self.moment = moment
+        self.w = Writer()
+
+    def batch_insert(
+        self, batch_id: uuid.UUID, body: bytes, encoding: str, ip: str | None, count: int
+    ) -> int | None:
+        rows = self.w.insert(
+            "devices_telemetrybatch",
+            [
+                "reseller_id",
+                "customer_id",
+                "credential_id",
+                "batch_id",
+                "received_at",
+                "remote_ip",
+                "content_encoding",
+                "body",
+                "snapshot_count",
+                "answer",
+            ],
+            [
+                (
+                    self.reseller_id,
+                    self.credential.customer_id,
+                    self.credential.pk,
+                    batch_id,
+                    self.moment,
+                    ip,
+                    encoding[:16],
+                    body,
+                    count,
+                    {},
+                )
+            ],
+            conflict="ON CONFLICT (credential_id, batch_id) DO NOTHING",
+            returning="id",
+        )
+        self.batch_pk = rows[0][0] if rows else 0
+        return self.batch_pk or None
+
+    def answer_of(self, batch_id: uuid.UUID) -> dict[str, Any]:
+        from devices.models import TelemetryBatch
+
+        # Ingestion by credential: the batch is looked up under the credential that sent it.
+        answer: dict[str, Any] = TelemetryBatch.unscoped.get(
+            credential_id=self.credential.pk, batch_id=batch_id
+        ).answer
+        return answer
+
+    def finish(self, batch_pk: int, answer: dict[str, Any]) -> None:
+        self.w.execute(
+            "UPDATE devices_telemetrybatch SET answer = %s WHERE id = %s", [answer, batch_pk]
+        )
+
+    # Devices ------------------------------------------------------------------------------
+
+    def _devices(self, outcome: Outcome) -> None:
+        """Give each item its device id; reject items the credential may not report."""
+        credential = self.credential
+        serials = {item.snapshot.device.serial for item in outcome.items}
+        known = self._devices_by_serial(serials)
+        if credential.kind == Credential.Kind.COLLECTOR:
+            missing = sorted(serials - set(known))
+            if missing:
+                latest = self._latest_by(outcome.items, lambda i: i.snapshot.device.serial)
+                self.w.insert(
+                    "devices_device",
+                    [
+                        "reseller_id",
+                        "customer_id",
+                        "site_id",
+                        "serial",
+                        "manufacturer",
+                        "model",
+                        "product_number",
+                        "name",
+                        "report_interval_minutes",
+                        "created_at",
+                    ],
+                    [
+                        (
+                            self.reseller_id,
+                            credential.customer_id,
+                            credential.site_id,
+                            serial,
+                            normalise.text(latest[serial].snapshot.device.manufacturer),
+                            normalise.text(latest[serial].snapshot.device.model),
+                            normalise.text(latest[serial].snapshot.device.product_number),
+                            "",
+                            credential.poll_interval_minutes,
+                            self.moment,
+                        )
+                        for serial in missing
+                    ],
+                    conflict="ON CONFLICT (reseller_id, serial) DO NOTHING",
+                )
+                known.update(self._devices_by_serial(set(missing)))
+        kept = []
+        for item in outcome.items:
+            serial = item.snapshot.device.serial
+            device = known.get(serial)
+            if credential.kind == Credential.Kind.DIRECT:
+                if device is None or device[0] != credential.device_id:
+                    outcome.reject(
+                        item.index,
+                        [
+                            "$.device.serial: this credential reports only for its own "
+                            f"printer, not {serial!r}"
+                        ],
+                    )
+                    continue
+            elif device is None or device[1] != credential.customer_id:
+                outcome.reject(
+                    item.index, [f"$.device.serial: {serial!r} belongs to another customer"]
+                )
+                continue
+            item.device_id = device[0]
+            kept.append(item)
+        outcome.items = kept
+
+    def _devices_by_serial(self, serials: set[str]) -> dict[str, tuple[int, int]]:
+        if not serials:
+            return {}
+        placeholders = ", ".join(["%s"] * len(serials))
+        rows = self.w.execute(
+            f"SELECT serial, id, customer_id FROM devices_device "  # noqa: S608 - placeholders only
+            f"WHERE reseller_id = %s AND serial IN ({placeholders})",
+            [self.reseller_id, *sorted(serials)],
+        )
+        return {serial: (pk, customer_id) for serial, pk, customer_id in rows}
+
+    @staticmethod
+    def _latest_by(items: list[Item], key: Callable[[Item], Any]) -> dict[Any, Item]:
+        latest: dict[Any, Item] = {}
+        for item in items:
+            k = key(item)
+            if k not in latest or latest[k].order < item.order:
+                latest[k] = item
+        return latest
+
+    # Snapshots ----------------------------------------------------------------------------
+
+    def snapshots(self, outcome: Outcome) -> tuple[int, int]:
+        """Store the new snapshots and their rows; returns (accepted, duplicates)."""
+        self._devices(outcome)
+        unique: dict[uuid.UUID, Item] = {}
+        for item in outcome.items:
+            unique.setdefault(item.snapshot_id, item)
+        within_batch_duplicates = len(outcome.items) - len(unique)
+        rows = self.w.insert(
+            "devices_snapshot",
+            [
+                "reseller_id",
+                "device_id",
+                "batch_id",
+                "snapshot_id",
+                "collected_at",
+                "state",
+                "firmware",
+                "ip",
+                "hostname",
+                "mac",
+            ],
+            [self._snapshot_row(item) for item in unique.values()],
+            conflict="ON CONFLICT (snapshot_id) DO NOTHING",
+            returning="snapshot_id",
+        )
+        stored = {row[0] for row in rows}
+        new = [item for item in unique.values() if self.w.key(item.snapshot_id) in stored]
+        if new:
+            self._state(new)
+            self._counters(new)
+            self._supplies(new)
+            self._media(new)
+            self._alerts(new)
+            self._jobs(new)
+        return len(new), within_batch_duplicates + len(unique) - len(new)
+
+    def _snapshot_row(self, item: Item) -> tuple[Any, ...]:
+        d = item.snapshot.device
+        status = item.snapshot.status
+        state = (
+            status.state
+            if isinstance(status, wire.Status) and isinstance(status.state, str)
+            else ""
+        )
+        return (
+            self.reseller_id,
+            item.device_id,
+            self.batch_pk,
+            item.snapshot_id,
+            item.collected_at,
+            state,
+            normalise.text(d.firmware),
+            normalise.text(d.ip),
+            normalise.text(d.hostname),
+            normalise.text(d.mac),
+        )
+
+    def _state(self, new: list[Item]) -> None:
+        latest = self._latest_by(new, lambda i: i.device_id)
+        rows = []
+        for device_id in sorted(latest):  # lock order: device id, so batches cannot deadlock
+            item = latest[device_id]
+            snap, d = item.snapshot, item.snapshot.device
+            status = snap.status if isinstance(snap.status, wire.Status) else wire.Status()
+            total = next(
+                (
+                    normalise.counter_value(c.value)
+                    for c in snap.counters
+                    if c.name == "impressions.total" and not c.media_type and not c.color
+                ),
+                None,
+            )
+            rows.append(
+                (
+                    self.reseller_id,
+                    device_id,
+                    self.credential.customer_id,
+                    item.collected_at,
+                    item.snapshot_id,
+                    status.state if isinstance(status.state, str) else "unknown",
+                    normalise.text(status.detail),
+                    normalise.text(d.firmware),
+                    normalise.text(d.ip),
+                    normalise.text(d.hostname),
+                    normalise.text(d.mac),
+                    total,
+                    True,
+                    None,
+                )
+            )
+        advanced = self.w.upsert_latest(
+            "devices_devicestate",
+            [
+                "reseller_id",
+                "device_id",
+                "customer_id",
+                "last_seen_at",
+                "last_snapshot_id",
+                "state",
+                "detail",
+                "firmware",
+                "ip",
+                "hostname",
+                "mac",
+                "impressions_total",
+                "is_online",
+                "offline_since",
+            ],
+            rows,
+            key=["device_id"],
+            order=["last_seen_at", "last_snapshot_id"],
+            returning="device_id",
+        )
+        if not advanced:
+            return
+        advanced_ids = sorted(row[0] for row in advanced)
+        placeholders = ", ".join(["%s"] * len(advanced_ids))
+        # A device that reports again ends its offline episode (raised by devices_offline_sweep).
+        self.w.execute(
+            f"UPDATE devices_alert SET cleared_at = %s "  # noqa: S608 - placeholders only
+            f"WHERE code = %s AND cleared_at IS NULL AND device_id IN ({placeholders})",
+            [self.moment, Alert.OFFLINE_CODE, *advanced_ids],
+        )
+        self._registry(latest, advanced_ids)
+
+    def _registry(self, latest: dict[int, Item], advanced_ids: list[int]) -> None:
+        """Keep the registry's make and model as the latest report says (rarely changes)."""
+        placeholders = ", ".join(["%s"] * len(advanced_ids))
+        current = self.w.execute(
+            f"SELECT id, manufacturer, model, product_number FROM devices_device "  # noqa: S608
+            f"WHERE id IN ({placeholders})",
+            advanced_ids,
+        )
+        for pk, manufacturer, model, product_number in current:
+            d = latest[pk].snapshot.device
+            reported = (
+                normalise.text(d.manufacturer) or manufacturer,
+                normalise.text(d.model) or model,
+                normalise.text(d.product_number) or product_number,
+            )
+            if reported != (manufacturer, model, product_number):
+                self.w.execute(
+                    "UPDATE devices_device SET manufacturer = %s, model = %s, "
+                    "product_number = %s WHERE id = %s",
+                    [*reported, pk],
+                )
+
+    def _counters(self, new: list[Item]) -> None:
+        reseller_id = self.reseller_id
+        rows = [
+            (
+                reseller_id,
+                item.device_id,
+                item.collected_at,
+                c.name,
+                normalise.text(c.media_type),
+                normalise.color(c.color),
+                normalise.text(c.unit),
+                normalise.counter_value(c.value),
+            )
+            for item in new
+            for c in item.snapshot.counters
+        ]
+        self.w.append(
+            "devices_counterreading",
+            [
+                "reseller_id",
+                "device_id",
+                "collected_at",
+                "name",
+                "media_type",
+                "color",
+                "unit",
+                "value",
+            ],
+            rows,
+        )
+
+    def _supplies(self, new: list[Item]) -> None:
+        reseller_id = self.reseller_id
+        readings = []
+        latest: dict[tuple[int, str], tuple[Item, wire.Supply]] = {}
+        for item in new:
+            for s in item.snapshot.supplies:
+                level = normalise.finite(s.level)
+                capacity = normalise.finite(s.max_capacity)
+                state = normalise.level_state(
+                    level, s.level_state if isinstance(s.level_state, str) else None
+                )
+                readings.append(
+                    (
+                        reseller_id,
+                        item.device_id,
+                        normalise.text(s.id),
+                        item.collected_at,
+                        level,
+                        capacity,
+                        state,
+                        normalise.supply_percent(level, capacity, state),
+                        normalise.text(s.serial),
+                    )
+                )
+                key = (item.device_id, s.id)
+                if key not in latest or latest[key][0].order < item.order:
+                    latest[key] = (item, s)
+        self.w.append(
+            "devices_supplyreading",
+            [
+                "reseller_id",
+                "device_id",
+                "supply_key",
+                "collected_at",
+                "level",
+                "max_capacity",
+                "level_state",
+                "percent",
+                "serial",
+            ],
+            readings,
+        )
+        current = []
+        for (device_id, supply_key), (item, s) in sorted(latest.items(), key=lambda kv: kv[0]):
+            level = normalise.finite(s.level)
+            capacity = normalise.finite(s.max_capacity)
+            state = normalise.level_state(
+                level, s.level_state if isinstance(s.level_state, str) else None
+            )
+            current.append(
+                (
+                    reseller_id,
+                    device_id,
+                    normalise.text(supply_key),
+                    s.kind if isinstance(s.kind, str) else "",
+                    normalise.color(s.color),
+                    normalise.text(s.description),
+                    normalise.text(s.part_number),
+                    normalise.text(s.serial),
+                    normalise.text(s.manufacturer),
+                    s.genuine if isinstance(s.genuine, bool) else None,
+                    normalise.text(s.unit),
+                    capacity,
+                    level,
+                    state,
+                    normalise.supply_percent(level, capacity, state),
+                    normalise.text(s.status),
+                    s.expires_on,
+                    item.collected_at,
+                    item.snapshot_id,
+                )
+            )
+        self.w.upsert_latest(
+            "devices_supply",
+            [
+                "reseller_id",
+                "device_id",
+                "supply_key",
+                "kind",
+                "color",
+                "description",
+                "part_number",
+                "serial",
+                "manufacturer",
+                "is_genuine",
+                "unit",
+                "max_capacity",
+                "level",
+                "level_state",
+                "percent",
+                "status",
+                "expires_on",
+                "observed_at",
+                "observed_snapshot_id",
+            ],
+            current,
+            key=["device_id", "supply_key"],
+            order=["observed_at", "observed_snapshot_id"],
+        )
+
+    def _media(self, new: list[Item]) -> None:
+        latest: dict[tuple[int, str], tuple[Item, dict[str, Any]]] = {}
+        for item in new:
+            for source in item.snapshot.media_sources:
+                source_id = source.get("id")
+                if not isinstance(source_id, str) or not source_id or len(source_id) > 128:
+                    continue  # the contract leaves sources free-form; only named ones are kept
+                k = (item.device_id, normalise.text(source_id))
+                if k not in latest or latest[k][0].order < item.order:
+                    latest[k] = (item, source)
+        rows = [
+            (
+                self.reseller_id,
+                device_id,
+                key,
+                _short(source.get("status"), 64),
+                _short(source.get("media_type"), 128),
+                _number(source.get("width_mm")),
+                _number(source.get("length_mm")),
+                item.collected_at,
+                item.snapshot_id,
+            )
+            for (device_id, key), (item, source) in sorted(latest.items(), key=lambda kv: kv[0])
+        ]
+        self.w.upsert_latest(
+            "devices_mediasource",
+            [
+                "reseller_id",
+                "device_id",
+                "source_key",
+                "status",
+                "media_type",
+                "width_mm",
+                "length_mm",
+                "observed_at",
+                "observed_snapshot_id",
+            ],
+            rows,
+            key=["device_id", "source_key"],
+            order=["observed_at", "observed_snapshot_id"],
+        )
+
+    def _alerts(self, new: list[Item]) -> None:
+        # Per episode: first and last sighting, the latest severity and text, the earliest
+        # reported clearing. All are commutative, so arrival order does not matter.
+        episodes: dict[tuple[int, str, datetime], dict[str, Any]] = {}
+        for item in new:
+            for a in item.snapshot.alerts:
+                code = normalise.text(a.code)
+                episode = (
+                    a.raised_at.astimezone(UTC) if isinstance(a.raised_at, datetime) else EPOCH
+                )
+                cleared = a.cleared_at.astimezone(UTC) if a.cleared_at is not None else None
+                e = episodes.get((item.device_id, code, episode))
+                if e is None:
+                    episodes[(item.device_id, code, episode)] = {
+                        "first": item.collected_at,
+                        "last": item.collected_at,
+                        "order": item.order,
+                        "severity": a.severity,
+                        "description": normalise.text(a.description),
+                        "cleared": cleared,
+                    }
+                    continue
+                e["first"] = min(e["first"], item.collected_at)
+                e["last"] = max(e["last"], item.collected_at)
+                if item.order > e["order"]:
+                    e["order"], e["severity"] = item.order, a.severity
+                    e["description"] = normalise.text(a.description)
+                if cleared is not None:
+                    e["cleared"] = cleared if e["cleared"] is None else min(e["cleared"], cleared)
+        if episodes:
+            t = "devices_alert"
+            self.w.insert(
+                t,
+                [
+                    "reseller_id",
+                    "device_id",
+                    "code",
+                    "episode",
+                    "severity",
+                    "description",
+                    "first_seen_at",
+                    "last_seen_at",
+                    "reported_cleared_at",
+                ],
+                [
+                    (
+                        self.reseller_id,
+                        device_id,
+                        code,
+                        episode,
+                        e["severity"],
+                        e["description"],
+                        e["first"],
+                        e["last"],
+                        e["cleared"],
+                    )
+                    for (device_id, code, episode), e in sorted(episodes.items())
+                ],
+                conflict=(
+                    "ON CONFLICT (device_id, code, episode) DO UPDATE SET "
+                    f"first_seen_at = CASE WHEN EXCLUDED.first_seen_at < {t}.first_seen_at "
+                    f"THEN EXCLUDED.first_seen_at ELSE {t}.first_seen_at END, "
+                    f"severity = CASE WHEN EXCLUDED.last_seen_at > {t}.last_seen_at "
+                    f"THEN EXCLUDED.severity ELSE {t}.severity END, "
+                    f"description = CASE WHEN EXCLUDED.last_seen_at > {t}.last_seen_at "
+                    f"THEN EXCLUDED.description ELSE {t}.description END, "
+                    f"last_seen_at = CASE WHEN EXCLUDED.last_seen_at > {t}.last_seen_at "
+                    f"THEN EXCLUDED.last_seen_at ELSE {t}.last_seen_at END, "
+                    f"reported_cleared_at = CASE WHEN {t}.reported_cleared_at IS NULL "
+                    f"THEN EXCLUDED.reported_cleared_at WHEN EXCLUDED.reported_cleared_at IS NULL "
+                    f"THEN {t}.reported_cleared_at WHEN EXCLUDED.reported_cleared_at < "
+                    f"{t}.reported_cleared_at THEN EXCLUDED.reported_cleared_at "
+                    f"ELSE {t}.reported_cleared_at END"
+                ),
+            )
+        # An alert ends at its reported clearing, else at the first later snapshot (which, not
+        # listing it, says it is gone). Only episodes this batch can affect are recomputed.
+        device_ids = sorted({item.device_id for item in new})
+        earliest = min(item.collected_at for item in new)
+        placeholders = ", ".join(["%s"] * len(device_ids))
+        self.w.execute(
+            "UPDATE devices_alert SET cleared_at = CASE WHEN reported_cleared_at IS NOT NULL "  # noqa: S608
+            "THEN reported_cleared_at ELSE (SELECT MIN(s.collected_at) FROM devices_snapshot s "
+            "WHERE s.device_id = devices_alert.device_id "
+            "AND s.collected_at > devices_alert.last_seen_at) END "
+            f"WHERE device_id IN ({placeholders}) AND code <> %s "
+            "AND (cleared_at IS NULL OR cleared_at > %s OR last_seen_at >= %s)",
+            [*device_ids, Alert.OFFLINE_CODE, earliest, earliest],
+        )
+
+    def _jobs(self, new: list[Item]) -> None:
+        latest: dict[tuple[int, str], tuple[Item, wire.Job]] = {}
+        for item in new:
+            for job in item.snapshot.jobs:
+                k = (item.device_id, normalise.text(job.uuid))
+                if k not in latest or latest[k][0].order < item.order:
+                    latest[k] = (item, job)
+        if not latest:
+            return
+        policy = (
+            # Ingestion by credential: the policy of the credential's own customer.
+            TelemetryPolicy.unscoped.filter(customer_id=self.credential.customer_id)
+            .values_list("job_names", "user_names")
+            .first()
+        ) or (TelemetryPolicy.Personal.HASH, TelemetryPolicy.Personal.HASH)
+        key = services.personal_data_key()
+
+        def opt(value: Any) -> Any:
+            return None if isinstance(value, msgspec_unset_type) else value
+
+        rows = []
+        for (device_id, job_uuid), (item, job) in sorted(latest.items(), key=lambda kv: kv[0]):
+            rows.append(
+                (
+                    self.reseller_id,
+                    device_id,
+                    job_uuid,
+                    job.type,
+                    normalise.personal(job.name, mode=policy[0], key=key),
+                    normalise.personal(job.user, mode=policy[1], key=key),
+                    normalise.text(job.status),
+                    normalise.text(job.source),
+                    _utc(opt(job.submitted_at)),
+                    _utc(opt(job.completed_at)),
+                    _int(opt(job.pages)),
+                    _int(opt(job.copies)),
+                    normalise.text(job.print_quality),
+                    normalise.text(job.media_type),
+                    normalise.finite(opt(job.media_area_m2)),
+                    normalise.finite(opt(job.printed_area_m2)),
+                    normalise.finite(opt(job.media_length_m)),
+                    _ink(opt(job.ink_ml)),
+                    normalise.text(job.account_id),
+                    normalise.text(job.project_id),
+                    normalise.text(job.application_category),
+                    item.collected_at,
+                    item.snapshot_id,
+                )
+            )
+        self.w.upsert_latest(
+            "devices_job",
+            [
+                "reseller_id",
+                "device_id",
+                "uuid",
+                "type",
+                "name",
+                "user",
+                "status",
+                "source",
+                "submitted_at",
+                "completed_at",
+                "pages",
+                "copies",
+                "print_quality",
+                "media_type",
+                "media_area_m2",
+                "printed_area_m2",
+                "media_length_m",
+                "ink_ml",
+                "account_id",
+                "project_id",
+                "application_category",
+                "observed_at",
+                "observed_snapshot_id",
+            ],
+            rows,
+            key=["device_id", "uuid"],
+            order=["observed_at", "observed_snapshot_id"],
+        )
+
+
+msgspec_unset_type = type(wire.UNSET)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+def _int(value: float | None) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _ink(value: dict[str, float] | None) -> dict[str, float]:
+    if not value:
+        return {}
+    return {normalise.color(k)[:64]: v for k, v in value.items() if normalise.finite(v) is not None}
+
+
+def _short(value: Any, limit: int) -> str:
+    return normalise.text(value)[:limit] if isinstance(value, str) else ""
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return normalise.finite(float(value))
+    except OverflowError:  # an integer beyond any float
+        return None

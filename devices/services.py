@@ -1,0 +1,604 @@
+"""Every write of the devices app outside the ingestion hot path (devices/ingest.py): credentials,
+collector configuration, privacy policy, request authentication and the beat sweeps."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import DurationField, ExpressionWrapper, F
+from django.utils.timezone import now
+
+from accounts.models import Customer, Site
+from accounts.services import audit_record
+from devices.models import (
+    Alert,
+    AuthFailure,
+    Credential,
+    Device,
+    DeviceState,
+    TelemetryBatch,
+    TelemetryPolicy,
+)
+from portal.errors import ConflictError, DomainError, NotFoundError, PermissionDeniedError
+from portal.tenancy import ADMIN_ROLES, Role, TenantContext
+
+log = logging.getLogger(__name__)
+
+MIN_POLL_MINUTES = 15
+SIGNATURE_PREFIX = "v1="
+
+
+def _require_admin(ctx: TenantContext) -> None:
+    if ctx.role not in ADMIN_ROLES and ctx.role != Role.SYSTEM:
+        raise PermissionDeniedError("Only a reseller admin may do this.")
+
+
+# --- Secrets at rest ----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _fernet(setting: str) -> MultiFernet:
+    keys = [part.strip() for part in setting.split(",") if part.strip()]
+    # Any string becomes a Fernet key through SHA-256, so operators may set a passphrase.
+    return MultiFernet(
+        [Fernet(base64.urlsafe_b64encode(hashlib.sha256(k.encode()).digest())) for k in keys]
+    )
+
+
+def secret_encrypt(plain: str) -> bytes:
+    return _fernet(str(settings.CREDENTIAL_ENCRYPTION_KEY)).encrypt(plain.encode())
+
+
+def secret_decrypt(token: bytes | memoryview) -> str:
+    return _fernet(str(settings.CREDENTIAL_ENCRYPTION_KEY)).decrypt(bytes(token)).decode()
+
+
+def personal_data_key() -> bytes:
+    """Key of the privacy hashes of job and user names: stable, and not in the database."""
+    return hashlib.sha256(b"inkmeter-personal:" + str(settings.SECRET_KEY).encode()).digest()
+
+
+# --- Credentials --------------------------------------------------------------------------------
+
+
+def _new_key_id(kind: str) -> str:
+    return ("col_" if kind == Credential.Kind.COLLECTOR else "dev_") + secrets.token_hex(8)
+
+
+def credential_create(
+    *,
+    ctx: TenantContext,
+    kind: str,
+    name: str = "",
+    site_id: int | None = None,
+    serial: str = "",
+) -> tuple[Credential, str]:
+    """Register a collector for a site, or a direct-connect credential for the device with
+    `serial` (registered to `site_id` if the portal does not know it yet). Returns the
+    credential and its secret, which is shown once and stored only encrypted."""
+    _require_admin(ctx)
+    site: Site | None = None
+    device: Device | None = None
+    if site_id is not None:
+        site = Site.objects.for_tenant(ctx).select_related("customer").filter(pk=site_id).first()
+        if site is None:
+            raise NotFoundError("No such site.", fields={"site": ["No such site."]})
+    serial = serial.strip()
+    if kind == Credential.Kind.COLLECTOR:
+        if site is None:
+            raise DomainError(
+                "A collector belongs to a site.", fields={"site": ["Choose the site."]}
+            )
+        customer = site.customer
+        label = name.strip() or f"Collector at {site.name}"
+    elif kind == Credential.Kind.DIRECT:
+        if not serial or len(serial) > 128:
+            raise DomainError(
+                "A direct-connect credential needs the printer's serial.",
+                fields={"serial": ["Enter the serial number (at most 128 characters)."]},
+            )
+        device = Device.objects.for_tenant(ctx).filter(serial=serial).first()
+        if device is None and site is None:
+            raise DomainError(
+                f"No printer with serial {serial} yet: choose the site to register it to.",
+                code="site_required",
+                fields={"site": ["Choose the site where this printer stands."]},
+            )
+        customer = device.customer if device is not None else site.customer  # type: ignore[union-attr]
+        label = name.strip() or f"Printer {serial}"
+    else:
+        raise DomainError("Unknown credential kind.", fields={"kind": ["collector or direct"]})
+    secret = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        if kind == Credential.Kind.DIRECT and device is None:
+            if site is None:  # unreachable: checked above, for the type checker
+                raise DomainError("Choose the site.")
+            device = Device.objects.for_tenant(ctx).create(
+                reseller_id=ctx.reseller_id,
+                customer=site.customer,
+                site=site,
+                serial=serial,
+                report_interval_minutes=settings.DIRECT_REPORT_INTERVAL_MINUTES,
+            )
+        credential = Credential.objects.for_tenant(ctx).create(
+            reseller_id=ctx.reseller_id,
+            kind=kind,
+            name=label[:200],
+            customer=customer,
+            site=site if kind == Credential.Kind.COLLECTOR else None,
+            device=device,
+            key_id=_new_key_id(kind),
+            secret_encrypted=secret_encrypt(secret),
+            communities_encrypted=secret_encrypt(json.dumps(["public"])),
+            created_by=ctx.user if ctx.user is not None and ctx.user.pk else None,
+        )
+        audit_record(
+            ctx=ctx,
+            action="credential.create",
+            obj=credential,
+            detail={"kind": kind, "key_id": credential.key_id, "name": credential.name},
+        )
+    return credential, secret
+
+
+def _credential_for_update(ctx: TenantContext, credential_id: int) -> Credential:
+    credential = (
+        Credential.objects.for_tenant(ctx)
+        .select_for_update(of=("self",))
+        .filter(pk=credential_id)
+        .first()
+    )
+    if credential is None:
+        raise NotFoundError("No such credential.")
+    return credential
+
+
+def credential_rotate(
+    *, ctx: TenantContext, credential_id: int, grace_hours: int | None = None
+) -> tuple[Credential, str]:
+    """A new secret; the current one stays valid for the grace period, then only the new one."""
+    _require_admin(ctx)
+    hours = settings.CREDENTIAL_ROTATION_GRACE_HOURS if grace_hours is None else grace_hours
+    if not 0 <= hours <= 24 * 30:
+        raise DomainError(
+            "The grace period is 0 to 720 hours.", fields={"grace_hours": ["0 to 720."]}
+        )
+    secret = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        credential = _credential_for_update(ctx, credential_id)
+        if credential.revoked_at is not None:
+            raise ConflictError("A revoked credential cannot be rotated.", code="revoked")
+        moment = now()
+        credential.previous_secret_encrypted = credential.secret_encrypted
+        credential.previous_valid_until = moment + timedelta(hours=hours)
+        credential.secret_encrypted = secret_encrypt(secret)
+        credential.rotated_at = moment
+        credential.save(
+            update_fields=[
+                "previous_secret_encrypted",
+                "previous_valid_until",
+                "secret_encrypted",
+                "rotated_at",
+            ]
+        )
+        audit_record(
+            ctx=ctx, action="credential.rotate", obj=credential, detail={"grace_hours": hours}
+        )
+    return credential, secret
+
+
+def credential_revoke(*, ctx: TenantContext, credential_id: int) -> Credential:
+    _require_admin(ctx)
+    with transaction.atomic():
+        credential = _credential_for_update(ctx, credential_id)
+        if credential.revoked_at is not None:
+            raise ConflictError("This credential is revoked already.", code="revoked")
+        credential.revoked_at = now()
+        credential.save(update_fields=["revoked_at"])
+        audit_record(ctx=ctx, action="credential.revoke", obj=credential)
+    return credential
+
+
+# --- Collector configuration --------------------------------------------------------------------
+
+
+def _range_check(value: str) -> str:
+    """A CIDR network, a single address or a 'first-last' range of one family, normalised."""
+    value = value.strip()
+    if "-" in value:
+        first_text, _, last_text = value.partition("-")
+        first = ipaddress.ip_address(first_text.strip())
+        last = ipaddress.ip_address(last_text.strip())
+        if first.version != last.version or int(last) < int(first):
+            raise ValueError(value)
+        return f"{first}-{last}"
+    if "/" in value:
+        return str(ipaddress.ip_network(value, strict=False))
+    return str(ipaddress.ip_address(value))
+
+
+def collector_config_update(
+    *,
+    ctx: TenantContext,
+    credential_id: int,
+    ranges: list[str],
+    communities: list[str],
+    poll_interval_minutes: int,
+    upload_interval_minutes: int,
+) -> Credential:
+    """Change what a collector scans and how often; the collector picks it up by version."""
+    _require_admin(ctx)
+    errors: dict[str, list[str]] = {}
+    clean_ranges: list[str] = []
+    for item in ranges:
+        if not item.strip():
+            continue
+        try:
+            clean_ranges.append(_range_check(item))
+        except ValueError:
+            errors.setdefault("ranges", []).append(
+                f"{item.strip()!r} is not a network (192.0.2.0/24), an address or a range "
+                "(192.0.2.10-192.0.2.50)."
+            )
+    if len(clean_ranges) > 256:
+        errors.setdefault("ranges", []).append("At most 256 ranges.")
+    clean_communities = [c.strip() for c in communities if c.strip()]
+    if not clean_communities:
+        errors["communities"] = ["Give at least one SNMP community (usually 'public')."]
+    elif any(len(c) > 64 for c in clean_communities) or len(clean_communities) > 16:
+        errors["communities"] = ["At most 16 communities of at most 64 characters."]
+    if poll_interval_minutes < MIN_POLL_MINUTES or poll_interval_minutes > 24 * 60:
+        errors["poll_interval_minutes"] = [f"Between {MIN_POLL_MINUTES} and 1440 minutes."]
+    if upload_interval_minutes < 1 or upload_interval_minutes > 24 * 60:
+        errors["upload_interval_minutes"] = ["Between 1 and 1440 minutes."]
+    if errors:
+        raise DomainError("The configuration is not valid.", fields=errors)
+    with transaction.atomic():
+        credential = _credential_for_update(ctx, credential_id)
+        if credential.kind != Credential.Kind.COLLECTOR:
+            raise DomainError("Only collectors have a configuration.", code="not_a_collector")
+        credential.ranges = clean_ranges
+        credential.communities_encrypted = secret_encrypt(json.dumps(clean_communities))
+        credential.poll_interval_minutes = poll_interval_minutes
+        credential.upload_interval_minutes = upload_interval_minutes
+        credential.config_version = F("config_version") + 1
+        credential.save(
+            update_fields=[
+                "ranges",
+                "communities_encrypted",
+                "poll_interval_minutes",
+                "upload_interval_minutes",
+                "config_version",
+            ]
+        )
+        # Devices of this collector are expected at the new pace (offline sweep).
+        Device.objects.for_tenant(ctx).filter(site_id=credential.site_id).update(
+            report_interval_minutes=poll_interval_minutes
+        )
+        audit_record(
+            ctx=ctx,
+            action="collector.configure",
+            obj=credential,
+            detail={
+                "ranges": clean_ranges,
+                "communities": len(clean_communities),
+                "poll_interval_minutes": poll_interval_minutes,
+                "upload_interval_minutes": upload_interval_minutes,
+            },
+        )
+    credential.refresh_from_db(fields=["config_version"])
+    return credential
+
+
+def collector_communities(credential: Credential) -> list[str]:
+    if not credential.communities_encrypted:
+        return []
+    communities: list[str] = json.loads(secret_decrypt(credential.communities_encrypted))
+    return communities
+
+
+def collector_config(credential: Credential) -> dict[str, Any]:
+    """The answer of GET /api/v1/collector/config (the collector codes against exactly this)."""
+    return {
+        "config_version": credential.config_version,
+        "ranges": list(credential.ranges),
+        "communities": collector_communities(credential),
+        "poll_interval_minutes": max(MIN_POLL_MINUTES, credential.poll_interval_minutes),
+        "upload_interval_minutes": credential.upload_interval_minutes,
+    }
+
+
+# --- Privacy ------------------------------------------------------------------------------------
+
+
+def telemetry_policy_update(
+    *, ctx: TenantContext, customer_id: int, job_names: str, user_names: str
+) -> TelemetryPolicy:
+    _require_admin(ctx)
+    choices = set(TelemetryPolicy.Personal.values)
+    if job_names not in choices or user_names not in choices:
+        raise DomainError("Choose store, hash or drop.", code="invalid_policy")
+    customer = Customer.objects.for_tenant(ctx).filter(pk=customer_id).first()
+    if customer is None:
+        raise NotFoundError("No such customer.")
+    with transaction.atomic():
+        policy, _ = TelemetryPolicy.objects.for_tenant(ctx).update_or_create(
+            reseller_id=ctx.reseller_id,
+            customer=customer,
+            defaults={"job_names": job_names, "user_names": user_names, "updated_at": now()},
+        )
+        audit_record(
+            ctx=ctx,
+            action="telemetry_policy.update",
+            obj=customer,
+            detail={"job_names": job_names, "user_names": user_names},
+        )
+    return policy
+
+
+# --- Signed requests ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    key_id: str
+    timestamp: str
+    signature: str
+    method: str
+    path: str
+    body_sha256: str
+    ip: str | None
+
+
+def signature_compute(
+    *, secret: str, method: str, path: str, timestamp: str, body_sha256: str
+) -> str:
+    message = "\n".join(("v1", method, path, timestamp, body_sha256))
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def _timestamp_parse(value: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+_DUMMY_TOKEN = Fernet(Fernet.generate_key()).encrypt(b"x" * 43)
+
+
+def credential_authenticate(*, request: SignedRequest) -> Credential | None:
+    """The active credential that signed `request`, or None for any failure.
+
+    The caller answers every failure the same way; failures that name a known key are logged
+    for its reseller (AuthFailure, never the secret)."""
+    credential = None
+    if 0 < len(request.key_id) <= 32:
+        # Across tenants on purpose: the key names the tenant, the signature proves it.
+        credential = (
+            Credential.unscoped.select_related("reseller", "customer", "site", "device")
+            .filter(key_id=request.key_id)
+            .first()
+        )
+    if credential is None:
+        # Spend the time a known key would, so that response times do not enumerate keys.
+        with contextlib.suppress(InvalidToken):
+            _fernet("dummy").decrypt(_DUMMY_TOKEN)
+        return None
+    reason = _failure_reason(credential, request)
+    if reason is None:
+        return credential
+    AuthFailure.unscoped.create(
+        reseller_id=credential.reseller_id,
+        credential=credential,
+        reason=reason,
+        ip=request.ip,
+        path=request.path[:200],
+    )
+    log.warning("refused %s for credential %s: %s", request.path, credential.key_id, reason)
+    return None
+
+
+def _failure_reason(credential: Credential, request: SignedRequest) -> str | None:
+    moment = now()
+    if credential.revoked_at is not None or not credential.reseller.is_active:
+        return "revoked"
+    given = request.signature[len(SIGNATURE_PREFIX) :].lower()
+    if not request.signature.startswith(SIGNATURE_PREFIX) or len(given) != 64:
+        return "bad_signature"
+    secrets_to_try = [credential.secret_encrypted]
+    if credential.previous_secret_encrypted and (
+        credential.previous_valid_until is not None and credential.previous_valid_until > moment
+    ):
+        secrets_to_try.append(credential.previous_secret_encrypted)
+    matched = False
+    for encrypted in secrets_to_try:
+        expected = signature_compute(
+            secret=secret_decrypt(encrypted),
+            method=request.method,
+            path=request.path,
+            timestamp=request.timestamp,
+            body_sha256=request.body_sha256,
+        )
+        matched = hmac.compare_digest(expected, given) or matched
+    if not matched:
+        return "bad_signature"
+    sent = _timestamp_parse(request.timestamp)
+    skew = timedelta(seconds=settings.TELEMETRY_CLOCK_SKEW_SECONDS)
+    if sent is None or abs(moment - sent) > skew:
+        return "stale_timestamp"
+    return None
+
+
+def credential_seen(*, credential: Credential, ip: str | None) -> None:
+    """Record when and from where a credential last reported; at most one write a minute."""
+    moment = now()
+    if (
+        credential.last_seen_at is not None
+        and moment - credential.last_seen_at < timedelta(minutes=1)
+        and credential.last_seen_ip == ip
+    ):
+        return
+    # Ingestion by credential: the credential itself is the tenant's proof.
+    Credential.unscoped.filter(pk=credential.pk).update(last_seen_at=moment, last_seen_ip=ip)
+    credential.last_seen_at, credential.last_seen_ip = moment, ip
+
+
+# --- Follow-up work and sweeps ------------------------------------------------------------------
+
+
+def alerts_notify(*, alert_ids: list[int]) -> int:
+    """Email the reseller about newly raised critical and warning alerts, each exactly once.
+
+    The claim (notified_at) is taken in the same transaction that schedules the mail, so a task
+    run twice, or a sweep racing the task, sends nothing twice."""
+    if not alert_ids:
+        return 0
+    with transaction.atomic():
+        # System work across the batch's devices; claimed rows are locked, others skipped.
+        claimed = list(
+            Alert.unscoped.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=alert_ids, notified_at=None)
+            .select_related("device", "reseller")
+            .order_by("pk")
+        )
+        if not claimed:
+            return 0
+        Alert.unscoped.filter(pk__in=[a.pk for a in claimed]).update(notified_at=now())
+        by_reseller: dict[int, list[Alert]] = {}
+        for alert in claimed:
+            if alert.severity != Alert.Severity.INFO:
+                by_reseller.setdefault(alert.reseller_id, []).append(alert)
+        for alerts in by_reseller.values():
+            recipient = alerts[0].reseller.support_email
+            if not recipient:
+                continue
+            lines = [
+                f"{a.get_severity_display()}: {a.code} on {a.device} - {a.description}"
+                for a in alerts
+            ]
+            message = "\n".join(lines)
+            subject = f"[Inkmeter] {len(alerts)} new printer alert(s)"
+            transaction.on_commit(
+                functools.partial(
+                    send_mail,
+                    subject=subject,
+                    message=message,
+                    from_email=None,
+                    recipient_list=[recipient],
+                )
+            )
+    return len(claimed)
+
+
+def batch_followup(*, batch_pk: int) -> bool:
+    """The work that follows an accepted batch (alert mail); runs once per batch."""
+    with transaction.atomic():
+        # System code: a claim by conditional UPDATE on the batch row.
+        claimed = TelemetryBatch.unscoped.filter(pk=batch_pk, followup_done_at=None).update(
+            followup_done_at=now()
+        )
+        if claimed != 1:
+            return False
+        batch = TelemetryBatch.unscoped.only("customer_id", "received_at").get(pk=batch_pk)
+        alert_ids = list(
+            Alert.unscoped.filter(
+                device__customer_id=batch.customer_id,
+                notified_at=None,
+                cleared_at=None,
+            ).values_list("pk", flat=True)[:1000]
+        )
+        alerts_notify(alert_ids=alert_ids)
+    return True
+
+
+def batches_followup_sweep(*, older_than_seconds: int = 120, limit: int = 500) -> int:
+    """Run the follow-up of accepted batches whose task was lost (broker or worker down)."""
+    cutoff = now() - timedelta(seconds=older_than_seconds)
+    pending = list(
+        TelemetryBatch.unscoped.filter(followup_done_at=None, received_at__lte=cutoff)
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(batch_followup(batch_pk=pk) for pk in pending)
+
+
+def devices_offline_sweep(*, limit: int = 5000) -> int:
+    """Mark devices silent for twice their report interval offline, and raise an alert."""
+    moment = now()
+    overdue = ExpressionWrapper(
+        F("device__report_interval_minutes") * timedelta(minutes=2), output_field=DurationField()
+    )
+    with transaction.atomic():
+        # Across tenants: a beat sweep. Rows being written by ingestion are skipped this round.
+        states = list(
+            DeviceState.unscoped.select_for_update(skip_locked=True, of=("self",))
+            .alias(overdue_after=overdue)
+            .filter(is_online=True, last_seen_at__lt=moment - F("overdue_after"))
+            .values_list("device_id", "reseller_id", "last_seen_at")
+            .order_by("device_id")[:limit]
+        )
+        if not states:
+            return 0
+        DeviceState.unscoped.filter(device_id__in=[s[0] for s in states]).update(
+            is_online=False, offline_since=moment
+        )
+        Alert.unscoped.bulk_create(
+            [
+                Alert(
+                    reseller_id=reseller_id,
+                    device_id=device_id,
+                    code=Alert.OFFLINE_CODE,
+                    episode=moment,
+                    severity=Alert.Severity.WARNING,
+                    description=f"No report since {last_seen:%Y-%m-%d %H:%M} UTC.",
+                    first_seen_at=moment,
+                    last_seen_at=moment,
+                )
+                for device_id, reseller_id, last_seen in states
+            ],
+            ignore_conflicts=True,
+        )
+    alert_ids = list(
+        Alert.unscoped.filter(
+            device_id__in=[s[0] for s in states], code=Alert.OFFLINE_CODE, episode=moment
+        ).values_list("pk", flat=True)
+    )
+    transaction.on_commit(lambda: _enqueue_alerts_notify(alert_ids))
+    return len(states)
+
+
+def _enqueue_alerts_notify(alert_ids: list[int]) -> None:
+    from devices.tasks import alerts_notify_task
+
+    try:
+        alerts_notify_task.apply_async(kwargs={"alert_ids": alert_ids}, retry=False)
+    except Exception:  # the broker is down: the next sweep picks the alerts up
+        log.warning("could not enqueue alerts_notify; left to the sweep", exc_info=True)
+
+
+def alerts_notify_sweep(*, limit: int = 1000) -> int:
+    """Alerts never notified (their task was lost)."""
+    pending = list(
+        Alert.unscoped.filter(notified_at=None, cleared_at=None)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return alerts_notify(alert_ids=pending)
