@@ -99,11 +99,10 @@ def _credentials_dict(credentials: Credentials) -> dict[str, str]:
 def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for name in ("SIGINT", "SIGTERM"):
-        if hasattr(signal, name):
-            # Windows has no loop signal handlers: Ctrl-C raises KeyboardInterrupt there.
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(getattr(signal, name), stop.set)
+    if sys.platform == "win32":
+        return stop  # no loop signal handlers there: Ctrl-C raises KeyboardInterrupt instead
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
     return stop
 
 
