@@ -4,7 +4,7 @@ from typing import Any
 
 from django import forms
 
-from accounts.models import Customer, Site
+from accounts.models import Site
 from portal.tenancy import CUSTOMER_ROLES, RESELLER_ROLES, Role
 
 
@@ -41,7 +41,7 @@ class InvitationForm(forms.Form):
     email = forms.EmailField()
     role = forms.ChoiceField(choices=ROLE_CHOICES)
     customer = forms.ModelChoiceField(
-        queryset=Customer.unscoped.none(),
+        queryset=None,
         required=False,
         help_text="Only for customer roles.",
     )

@@ -24,6 +24,7 @@ from accounts.forms import (
     SiteForm,
 )
 from accounts.models import User
+from devices.fleet_views import fleet_dashboard_context
 from portal.errors import DomainError
 from portal.pages import form_error, paginate
 from portal.tenancy import (
@@ -38,6 +39,7 @@ from portal.tenancy import (
 def dashboard(request: Any) -> HttpResponse:
     ctx = request.ctx
     context = {"counts": selectors.dashboard_counts(ctx=ctx)}
+    context |= fleet_dashboard_context(ctx)
     if ctx.is_reseller_wide:
         context["recent_customers"] = selectors.customer_list(ctx=ctx).order_by("-created_at")[:5]
     return render(request, "accounts/dashboard.html", context)

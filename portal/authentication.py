@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, permissions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
@@ -55,6 +56,10 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {"type": "http", "scheme": "bearer", "bearerFormat": "ink_<key>_<secret>"}
+
+
+class SessionTenantScheme(SessionScheme):  # type: ignore[misc]
+    target_class = "portal.authentication.SessionTenantAuthentication"
 
 
 class HasTenant(permissions.BasePermission):

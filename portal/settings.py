@@ -233,6 +233,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # The signed telemetry endpoints are plain Django views; this hook documents them.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "devices.openapi.telemetry_paths",
+    ],
 }
 
 # --- Static files (vendored assets, served by WhiteNoise; no CDN) ---------------------------

@@ -1,0 +1,186 @@
+"""Seed the demo: two resellers, customers, sites and users of every role. Idempotent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import TOTP
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from accounts.models import Customer, Membership, Reseller, Site, User
+from portal.tenancy import Role
+
+PASSWORD = "inkmeter-demo"
+# A fixed authenticator secret for the demo's admin and finance users (base32). Add it to an
+# authenticator app, or print the current code with `python manage.py totp_code EMAIL`.
+DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXPINKMETERDEMO2345"
+
+RESELLERS: list[dict[str, Any]] = [
+    {
+        "slug": "northwind",
+        "name": "Northwind Print Services",
+        "legal_name": "Northwind Print Services GmbH",
+        "address": "Speicherstadt 12\n20457 Hamburg\nGermany",
+        "support_email": "support@northwind.demo",
+        "staff": [
+            ("admin@northwind.demo", "Nora Admin", Role.RESELLER_ADMIN),
+            ("finance@northwind.demo", "Finn Finance", Role.RESELLER_FINANCE),
+            ("support@northwind.demo", "Sam Support", Role.RESELLER_SUPPORT),
+        ],
+        "customers": [
+            {
+                "name": "Harbour Logistics GmbH",
+                "account_number": "NW-1001",
+                "billing_email": "ap@harbour.demo",
+                "sites": [
+                    ("Hamburg HQ", "Am Sandtorkai 5", "20457", "Hamburg", "Jana Brandt"),
+                    ("Bremen Warehouse", "Hafenstraße 80", "28217", "Bremen", "Ole Wendt"),
+                ],
+                "users": [("office@harbour.demo", "Olga Office", Role.CUSTOMER_ADMIN)],
+            },
+            {
+                "name": "Kessler Architects",
+                "account_number": "NW-1002",
+                "billing_email": "office@kessler.demo",
+                "sites": [("Munich Studio", "Leopoldstraße 40", "80802", "Munich", "Kai Kessler")],
+                "users": [("buyer@kessler.demo", "Ben Buyer", Role.CUSTOMER_BUYER)],
+            },
+            {
+                "name": "St. Anna Clinic",
+                "account_number": "NW-1003",
+                "billing_email": "einkauf@st-anna.demo",
+                "sites": [("Main building", "Klinikweg 1", "22081", "Hamburg", "Dr. Meyer")],
+                "users": [],
+            },
+        ],
+    },
+    {
+        "slug": "southpoint",
+        "name": "Southpoint Office Systems",
+        "legal_name": "Southpoint Office Systems Ltd",
+        "address": "4 Harbour Road\nBristol BS1 5DB\nUnited Kingdom",
+        "support_email": "help@southpoint.demo",
+        "staff": [
+            ("admin@southpoint.demo", "Sofia Admin", Role.RESELLER_ADMIN),
+            # Nora works for both resellers: the switcher in the top bar moves between them.
+            ("admin@northwind.demo", "Nora Admin", Role.RESELLER_SUPPORT),
+        ],
+        "customers": [
+            {
+                "name": "Avon Dental Practice",
+                "account_number": "SP-0001",
+                "billing_email": "accounts@avondental.demo",
+                "sites": [("Clifton", "12 Princess Victoria St", "BS8 4BP", "Bristol", "Amy Lee")],
+                "users": [],
+            }
+        ],
+    },
+]
+
+
+class Command(BaseCommand):
+    help = "Create or refresh the demo data (safe to run again)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--no-fleet", action="store_true", help="Skip the simulated fleet.")
+        parser.add_argument("--days", type=int, default=90, help="Days of fleet history.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG:
+            raise CommandError("seed_demo creates well-known passwords: run it with DEBUG=True.")
+        with transaction.atomic():
+            operator = self._user("operator@inkmeter.demo", "Olli Operator", superuser=True)
+            resellers = [self._reseller(spec) for spec in RESELLERS]
+        fleet = "" if options["no_fleet"] else self._fleet(resellers[0], days=options["days"])
+        self._print_credentials(operator, fleet)
+
+    def _reseller(self, spec: dict[str, Any]) -> Reseller:
+        # System code seeding every tenant: `unscoped` on purpose.
+        reseller, _ = Reseller.objects.update_or_create(
+            slug=spec["slug"],
+            defaults={k: spec[k] for k in ("name", "legal_name", "address", "support_email")},
+        )
+        for email, name, role in spec["staff"]:
+            self._member(self._user(email, name), reseller, None, role)
+        for c in spec["customers"]:
+            customer, _ = Customer.unscoped.update_or_create(
+                reseller=reseller,
+                name=c["name"],
+                defaults={
+                    "account_number": c["account_number"],
+                    "billing_email": c["billing_email"],
+                },
+            )
+            for site_name, street, postal_code, city, contact in c["sites"]:
+                Site.unscoped.update_or_create(
+                    reseller=reseller,
+                    customer=customer,
+                    name=site_name,
+                    defaults={
+                        "address_line1": street,
+                        "postal_code": postal_code,
+                        "city": city,
+                        "country": "GB" if reseller.slug == "southpoint" else "DE",
+                        "contact_name": contact,
+                        "contact_email": f"{contact.split()[-1].lower()}@{customer.name.split()[0].lower()}.demo",
+                    },
+                )
+            for email, name, role in c["users"]:
+                self._member(self._user(email, name), reseller, customer, role)
+        return reseller
+
+    def _user(self, email: str, name: str, *, superuser: bool = False) -> User:
+        user = User.objects.filter(email=email).first()
+        if user is None:
+            user = User.objects.create_user(email, PASSWORD, full_name=name)
+        if superuser and not user.is_superuser:
+            user.is_superuser = user.is_staff = True
+            user.save(update_fields=["is_superuser", "is_staff"])
+        EmailAddress.objects.update_or_create(
+            user=user, email=email, defaults={"verified": True, "primary": True}
+        )
+        needs_totp = superuser or email.split("@")[0] in ("admin", "finance")
+        if (
+            needs_totp
+            and not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+        ):
+            TOTP.activate(user, DEMO_TOTP_SECRET)
+        return user
+
+    def _member(
+        self, user: User, reseller: Reseller, customer: Customer | None, role: Role
+    ) -> None:
+        Membership.unscoped.update_or_create(
+            user=user, reseller=reseller, customer=customer, defaults={"role": role}
+        )
+
+    def _fleet(self, reseller: Reseller, *, days: int) -> str:
+        try:
+            from devices.simulator import seed_demo_fleet
+        except ImportError:
+            return ""
+        return str(seed_demo_fleet(reseller=reseller, days=days, stdout=self.stdout) or "")
+
+    def _print_credentials(self, operator: User, fleet: str) -> None:
+        line = "-" * 72
+        self.stdout.write(line)
+        self.stdout.write(self.style.SUCCESS("Inkmeter demo is ready at http://127.0.0.1:8000"))
+        self.stdout.write(f"Every demo user's password: {PASSWORD}")
+        self.stdout.write("  support@northwind.demo   reseller support (no second factor)")
+        self.stdout.write("  office@harbour.demo      customer admin of Harbour Logistics")
+        self.stdout.write("  buyer@kessler.demo       customer buyer of Kessler Architects")
+        self.stdout.write("  admin@northwind.demo     reseller admin (+ support at Southpoint)")
+        self.stdout.write("  finance@northwind.demo   reseller finance")
+        self.stdout.write(f"  {operator.email:<24} platform operator")
+        self.stdout.write(
+            "Admins, finance and the operator sign in with a second factor: add the secret "
+            f"{DEMO_TOTP_SECRET} to an authenticator app, or run "
+            "`.venv/bin/python manage.py totp_code admin@northwind.demo`."
+        )
+        if fleet:
+            self.stdout.write(fleet)
+        self.stdout.write(line)
