@@ -5,12 +5,16 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.urls import api_urlpatterns as accounts_api
+from billing.urls import api_urlpatterns as billing_api
 from devices.urls import api_urlpatterns as devices_api
+from orders.urls import api_urlpatterns as orders_api
 from portal import views
 
 api_v1 = [
     *accounts_api,
     *devices_api,
+    *billing_api,
+    *orders_api,
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -23,4 +27,6 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("", include("accounts.urls")),
     path("", include("devices.urls")),
+    path("", include("billing.urls")),
+    path("", include("orders.urls")),
 ]

@@ -14,10 +14,10 @@ from django.db import transaction
 from accounts.models import Customer, Membership, Reseller, Site, User
 from portal.tenancy import Role
 
-PASSWORD = "inkmeter-demo"
+PASSWORD = "inkmeter-demo"  # noqa: S105 - the demo's published password
 # A fixed authenticator secret for the demo's admin and finance users (base32). Add it to an
 # authenticator app, or print the current code with `python manage.py totp_code EMAIL`.
-DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXPINKMETERDEMO2345"
+DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXPINKMETERDEMO2345"  # noqa: S105 - published demo secret
 
 RESELLERS: list[dict[str, Any]] = [
     {
@@ -82,6 +82,10 @@ RESELLERS: list[dict[str, Any]] = [
 ]
 
 
+def _demo_email(person: str, company: str) -> str:
+    return f"{person.split()[-1].lower()}@{company.split()[0].lower()}.demo"
+
+
 class Command(BaseCommand):
     help = "Create or refresh the demo data (safe to run again)."
 
@@ -126,7 +130,7 @@ class Command(BaseCommand):
                         "city": city,
                         "country": "GB" if reseller.slug == "southpoint" else "DE",
                         "contact_name": contact,
-                        "contact_email": f"{contact.split()[-1].lower()}@{customer.name.split()[0].lower()}.demo",
+                        "contact_email": _demo_email(contact, customer.name),
                     },
                 )
             for email, name, role in c["users"]:
