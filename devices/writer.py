@@ -61,7 +61,7 @@ class Writer:
             return results
         per_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
         chunk = max(1, MAX_PARAMS // len(columns))
-        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "  # noqa: S608 - our names
+        head = f"INSERT INTO {table} ({_names(columns)}) VALUES "  # noqa: S608 - our names
         tail = (f" {conflict}" if conflict else "") + (
             f" RETURNING {returning}" if returning else ""
         )
@@ -77,7 +77,7 @@ class Writer:
         if self.is_postgres:
             self.statements += 1
             raw = self.cursor.cursor  # the psycopg cursor under Django's wrapper
-            with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            with raw.copy(f"COPY {table} ({_names(columns)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
             return
@@ -85,7 +85,7 @@ class Writer:
         if adapted:
             self.statements += 1
             values = ", ".join(["%s"] * len(columns))
-            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"  # noqa: S608
+            sql = f"INSERT INTO {table} ({_names(columns)}) VALUES ({values})"  # noqa: S608
             self.cursor.executemany(sql, adapted)
 
     def upsert_latest(
@@ -101,17 +101,22 @@ class Writer:
         """Insert, or overwrite the row when the new values are later by `order` (a tuple
         compared lexicographically): the stored state is that of the latest report, whatever
         the arrival order."""
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
-        stored = ", ".join(f"{table}.{c}" for c in order)
-        incoming = ", ".join(f"EXCLUDED.{c}" for c in order)
+        q = connection.ops.quote_name
+        updates = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in columns if c not in key)
+        stored = ", ".join(f"{table}.{q(c)}" for c in order)
+        incoming = ", ".join(f"EXCLUDED.{q(c)}" for c in order)
         conflict = (
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} "
-            f"WHERE ({stored}) < ({incoming})"
+            f"ON CONFLICT ({_names(key)}) DO UPDATE SET {updates} WHERE ({stored}) < ({incoming})"
         )
         return self.insert(table, columns, rows, conflict=conflict, returning=returning)
 
     def close(self) -> None:
         self.cursor.close()
+
+
+def _names(columns: Sequence[str]) -> str:
+    # Quoted: some column names ("user") are reserved words in PostgreSQL.
+    return ", ".join(connection.ops.quote_name(c) for c in columns)
 
 
 def _jsonb(value: dict[str, Any]) -> Any:
