@@ -8,7 +8,7 @@ from accounts import services
 INVITATION_SESSION_KEY = "inkmeter_invitation_token"
 
 
-class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
+class AccountAdapter(DefaultAccountAdapter):
     """Sign-up is by invitation only: people join a reseller or customer they were invited to."""
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:

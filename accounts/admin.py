@@ -69,8 +69,8 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ["actor_role", "reseller"]
 
     # The trail is append-only.
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request, obj=None):
         return False
 
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request, obj=None):
         return False

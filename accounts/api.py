@@ -155,7 +155,7 @@ class MeApi(APIView):
         return Response(
             MeOut(
                 {
-                    "email": request.user.email,
+                    "email": ctx.user.email if ctx.user else "",
                     "reseller": ctx.reseller.slug,
                     "customer": ctx.customer.name if ctx.customer else None,
                     "role": ctx.role,

@@ -1,5 +1,7 @@
 """Input forms of the accounts pages. Validation of rules lives in services; forms parse."""
 
+from __future__ import annotations
+
 from typing import Any
 
 from django import forms
@@ -40,7 +42,7 @@ ROLE_CHOICES = [(r.value, r.label) for r in Role if r in RESELLER_ROLES | CUSTOM
 class InvitationForm(forms.Form):
     email = forms.EmailField()
     role = forms.ChoiceField(choices=ROLE_CHOICES)
-    customer = forms.ModelChoiceField(
+    customer: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
         queryset=None,
         required=False,
         help_text="Only for customer roles.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -63,8 +64,10 @@ def reseller_get(*, ctx: TenantContext) -> Reseller:
 
 
 def customer_list(*, ctx: TenantContext, search: str = "") -> QuerySet[Customer]:
-    qs = Customer.objects.for_tenant(ctx).annotate(
-        site_count=Count("sites", distinct=True),
+    # annotate() loses the model type through the generic tenant manager.
+    qs = cast(
+        "QuerySet[Customer]",
+        Customer.objects.for_tenant(ctx).annotate(site_count=Count("sites", distinct=True)),
     )
     if search:
         qs = qs.filter(Q(name__icontains=search) | Q(account_number__icontains=search))

@@ -31,6 +31,7 @@ from portal.tenancy import (
     ADMIN_ROLES,
     SESSION_MEMBERSHIP_KEY,
     SESSION_OPERATOR_RESELLER_KEY,
+    Role,
     tenant_view,
 )
 
@@ -38,7 +39,7 @@ from portal.tenancy import (
 @tenant_view()
 def dashboard(request: Any) -> HttpResponse:
     ctx = request.ctx
-    context = {"counts": selectors.dashboard_counts(ctx=ctx)}
+    context: dict[str, Any] = {"counts": selectors.dashboard_counts(ctx=ctx)}
     context |= fleet_dashboard_context(ctx)
     if ctx.is_reseller_wide:
         context["recent_customers"] = selectors.customer_list(ctx=ctx).order_by("-created_at")[:5]
@@ -48,7 +49,7 @@ def dashboard(request: Any) -> HttpResponse:
 # --- Customers and sites ------------------------------------------------------------------------
 
 
-@tenant_view(*ADMIN_ROLES, "reseller_finance", "reseller_support")
+@tenant_view(*ADMIN_ROLES, Role.RESELLER_FINANCE, Role.RESELLER_SUPPORT)
 def customer_list(request: Any) -> HttpResponse:
     search = request.GET.get("q", "").strip()
     page = paginate(request, selectors.customer_list(ctx=request.ctx, search=search))
@@ -235,7 +236,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     error = None
     if request.method == "POST":
         try:
-            membership = services.invitation_accept(token=token, user=request.user)  # type: ignore[arg-type]
+            membership = services.invitation_accept(token=token, user=request.user)
         except DomainError as exc:
             error = exc.message
         else:

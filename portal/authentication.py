@@ -14,7 +14,7 @@ from rest_framework import exceptions, permissions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.request import Request
 
-from portal.tenancy import TenantContext
+from portal.tenancy import Role, TenantContext
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -37,7 +37,7 @@ class ApiTokenAuthentication(BaseAuthentication):
         request._request.ctx = TenantContext(  # type: ignore[attr-defined]
             reseller=token.reseller,
             customer=token.customer,
-            role=token.role,
+            role=Role(token.role),
             user=token.created_by,
         )
         return token.created_by, token
@@ -50,7 +50,7 @@ class SessionTenantAuthentication(SessionAuthentication):
     """The portal's own session (with CSRF), for pages that call the API with htmx."""
 
 
-class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class ApiTokenScheme(OpenApiAuthenticationExtension):
     target_class = "portal.authentication.ApiTokenAuthentication"
     name = "tokenAuth"
 
@@ -58,7 +58,7 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped
         return {"type": "http", "scheme": "bearer", "bearerFormat": "ink_<key>_<secret>"}
 
 
-class SessionTenantScheme(SessionScheme):  # type: ignore[misc]
+class SessionTenantScheme(SessionScheme):
     target_class = "portal.authentication.SessionTenantAuthentication"
 
 

@@ -57,9 +57,9 @@ SECTIONS: list[tuple[str, list[Link]]] = [
 def navigation_for(ctx: TenantContext | None, path: str) -> list[dict[str, object]]:
     if ctx is None:
         return []
-    sections = []
+    sections: list[dict[str, object]] = []
     for title, links in SECTIONS:
-        items = []
+        items: list[dict[str, object]] = []
         for link in links:
             if ctx.role not in link.roles:
                 continue

@@ -16,7 +16,7 @@ def paginate(request: HttpRequest, items: Any, per_page: int = PAGE_SIZE) -> Pag
     return Paginator(items, per_page).get_page(request.GET.get("page"))
 
 
-def form_error(form: forms.Form, error: DomainError) -> None:
+def form_error(form: forms.BaseForm, error: DomainError) -> None:
     """Show a service's refusal next to the fields it names, or above the form."""
     placed = False
     for field, messages in error.fields.items():

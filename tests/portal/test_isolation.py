@@ -149,11 +149,11 @@ def _pattern_text(pattern: Any) -> str | None:
     if isinstance(pattern, RoutePattern):
         import re
 
-        return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern._route))
+        return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern))
     if isinstance(pattern, RegexPattern):
         import re
 
-        text = pattern._regex.lstrip("^").rstrip("$").replace("\\Z", "").replace("\\.", ".")
+        text = str(pattern).lstrip("^").rstrip("$").replace("\\Z", "").replace("\\.", ".")
         text = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", text)
         if any(ch in text for ch in "()[]*+?|\\"):
             return None  # an alternation or optional group: not a single concrete route

@@ -26,9 +26,9 @@ def test_round_money_is_half_up_to_the_minor_unit(amount, currency, expected):
 
 def test_floats_are_refused():
     with pytest.raises(TypeError):
-        round_money(2.345, "EUR")  # type: ignore[arg-type]
+        round_money(2.345, "EUR")
     with pytest.raises(TypeError):
-        Money(1.5, "EUR")  # type: ignore[arg-type]
+        Money(1.5, "EUR")
 
 
 def test_currencies_do_not_mix():

@@ -163,11 +163,12 @@ class Command(BaseCommand):
         )
 
     def _fleet(self, reseller: Reseller, *, days: int) -> str:
-        try:
-            from devices.simulator import seed_demo_fleet
-        except ImportError:
+        from devices import simulator
+
+        seed = getattr(simulator, "seed_demo_fleet", None)
+        if seed is None:
             return ""
-        return str(seed_demo_fleet(reseller=reseller, days=days, stdout=self.stdout) or "")
+        return str(seed(reseller=reseller, days=days, stdout=self.stdout) or "")
 
     def _print_credentials(self, operator: User, fleet: str) -> None:
         line = "-" * 72
