@@ -1,6 +1,6 @@
 from django.urls import URLPattern, URLResolver, path
 
-from devices import api, ingest, views
+from devices import api, fleet_views, ingest, views
 
 # Portal pages of the devices app.
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -31,6 +31,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         views.telemetry_policy_edit,
         name="telemetry-policy-edit",
     ),
+    # Fleet pages (devices/fleet_views.py).
+    path("devices/", fleet_views.device_list, name="device-list"),
+    path("devices/<int:device_id>/", fleet_views.device_detail, name="device-detail"),
+    path("supplies/", fleet_views.supply_list, name="supply-list"),
+    path("alerts/", fleet_views.alert_list, name="alert-list"),
 ]
 
 # Routes under /api/v1/.

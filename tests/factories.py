@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import factory
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
@@ -24,6 +25,17 @@ from portal.tenancy import CUSTOMER_ROLES, Role
 PASSWORD = "correct-horse-battery-staple"
 
 
+class TenantFactory(DjangoModelFactory):
+    """Factories write through `unscoped`: test set-up is system code, not a tenant's request."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _get_manager(cls, model_class: Any) -> Any:
+        return model_class.unscoped
+
+
 class ResellerFactory(DjangoModelFactory):
     class Meta:
         model = Reseller
@@ -33,7 +45,7 @@ class ResellerFactory(DjangoModelFactory):
     support_email = factory.Sequence(lambda n: f"support{n}@reseller.test")
 
 
-class CustomerFactory(DjangoModelFactory):
+class CustomerFactory(TenantFactory):
     class Meta:
         model = Customer
 
@@ -41,7 +53,7 @@ class CustomerFactory(DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Customer {n}")
 
 
-class SiteFactory(DjangoModelFactory):
+class SiteFactory(TenantFactory):
     class Meta:
         model = Site
 
@@ -68,7 +80,7 @@ class UserFactory(DjangoModelFactory):
             TOTP.activate(self, generate_totp_secret())
 
 
-class MembershipFactory(DjangoModelFactory):
+class MembershipFactory(TenantFactory):
     class Meta:
         model = Membership
 
@@ -80,7 +92,7 @@ class MembershipFactory(DjangoModelFactory):
     role = Role.RESELLER_ADMIN
 
 
-class InvitationFactory(DjangoModelFactory):
+class InvitationFactory(TenantFactory):
     class Meta:
         model = Invitation
 
@@ -91,7 +103,7 @@ class InvitationFactory(DjangoModelFactory):
     expires_at = factory.LazyFunction(lambda: now() + timedelta(days=7))
 
 
-class ApiTokenFactory(DjangoModelFactory):
+class ApiTokenFactory(TenantFactory):
     class Meta:
         model = ApiToken
 
@@ -103,10 +115,127 @@ class ApiTokenFactory(DjangoModelFactory):
     created_by = factory.SubFactory(UserFactory)
 
 
-class AuditEventFactory(DjangoModelFactory):
+class AuditEventFactory(TenantFactory):
     class Meta:
         model = AuditEvent
 
     reseller = factory.SubFactory(ResellerFactory)
     action = "customer.create"
     actor_email = "someone@example.test"
+
+
+# --- Devices: the fleet pages' data, written the way ingestion would leave it ----------------
+
+
+def _uuid(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+class DeviceFactory(TenantFactory):
+    class Meta:
+        model = "devices.Device"
+
+    site = factory.SubFactory(SiteFactory)
+    customer = factory.SelfAttribute("site.customer")
+    reseller = factory.SelfAttribute("site.reseller")
+    serial = factory.Sequence(lambda n: f"SN{n:06d}")
+    manufacturer = "HP"
+    model = "HP Color LaserJet M555"
+
+
+class DeviceStateFactory(TenantFactory):
+    class Meta:
+        model = "devices.DeviceState"
+
+    device = factory.SubFactory(DeviceFactory)
+    reseller = factory.SelfAttribute("device.reseller")
+    customer = factory.SelfAttribute("device.customer")
+    last_seen_at = factory.LazyFunction(lambda: now() - timedelta(minutes=10))
+    last_snapshot_id = factory.Sequence(_uuid)
+    state = "idle"
+    ip = factory.Sequence(lambda n: f"10.0.{n // 250 % 250}.{n % 250 + 1}")
+    is_online = True
+
+
+class SupplyFactory(TenantFactory):
+    class Meta:
+        model = "devices.Supply"
+
+    device = factory.SubFactory(DeviceFactory)
+    reseller = factory.SelfAttribute("device.reseller")
+    supply_key = factory.Sequence(lambda n: f"toner-{n}")
+    kind = "toner"
+    color = "black"
+    description = factory.LazyAttribute(lambda o: f"{o.color.capitalize()} {o.kind}".strip())
+    unit = "percent"
+    max_capacity = 100.0
+    level = factory.SelfAttribute("percent")
+    level_state = "ok"
+    percent = 60.0
+    observed_at = factory.LazyFunction(now)
+    observed_snapshot_id = factory.Sequence(_uuid)
+
+
+class AlertFactory(TenantFactory):
+    class Meta:
+        model = "devices.Alert"
+
+    device = factory.SubFactory(DeviceFactory)
+    reseller = factory.SelfAttribute("device.reseller")
+    code = factory.Sequence(lambda n: f"printer.alert.{n}")
+    episode = factory.LazyFunction(now)
+    severity = "warning"
+    description = "Paper jam"
+    first_seen_at = factory.LazyFunction(now)
+    last_seen_at = factory.LazyFunction(now)
+
+
+class JobFactory(TenantFactory):
+    class Meta:
+        model = "devices.Job"
+
+    device = factory.SubFactory(DeviceFactory)
+    reseller = factory.SelfAttribute("device.reseller")
+    uuid = factory.Sequence(lambda n: f"job-{n}")
+    type = "print"
+    name = factory.Sequence(lambda n: f"Report {n}.pdf")
+    status = "completed"
+    submitted_at = factory.LazyFunction(now)
+    pages = 3
+    copies = 1
+    observed_at = factory.LazyFunction(now)
+    observed_snapshot_id = factory.Sequence(_uuid)
+
+
+class CounterReadingFactory(TenantFactory):
+    class Meta:
+        model = "devices.CounterReading"
+
+    device = factory.SubFactory(DeviceFactory)
+    reseller = factory.SelfAttribute("device.reseller")
+    collected_at = factory.LazyFunction(now)
+    name = "impressions.total"
+    unit = "impressions"
+    value = 1000
+
+
+class SupplyReadingFactory(TenantFactory):
+    class Meta:
+        model = "devices.SupplyReading"
+
+    device = factory.SubFactory(DeviceFactory)
+    reseller = factory.SelfAttribute("device.reseller")
+    supply_key = "toner-black"
+    collected_at = factory.LazyFunction(now)
+    percent = 60.0
+
+
+def device_for_isolation(*, reseller: Reseller, customer: Customer, site: Site) -> dict[str, Any]:
+    """Tenant A's printer with a supply and an open alert, for the isolation matrix."""
+    device = DeviceFactory(
+        site=site, serial="ZZALPHA-SERIAL-1", name="zzalpha front office", model="ZZALPHA-MODEL"
+    )
+    DeviceStateFactory(device=device, hostname="zzalpha-printer.local")
+    supply = SupplyFactory(device=device, description="zzalpha black toner")
+    alert = AlertFactory(device=device, description="zzalpha paper jam")
+    return {"device": device, "supply": supply, "alert": alert}

@@ -1,0 +1,408 @@
+"""Reads behind the fleet pages: device list and detail, supplies, open alerts, the dashboard.
+
+Each takes the tenant context first. List selectors return querysets with their joins and
+per-row figures (lowest supply, open alerts) already in the one SQL statement, so a page of the
+device list costs the same few queries at 10 devices or 10,000.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    F,
+    Max,
+    Min,
+    OrderBy,
+    Prefetch,
+    Q,
+    QuerySet,
+    TextChoices,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import RowNumber, TruncDate
+from django.utils.timezone import now
+
+from accounts.models import Customer, Site
+from devices.models import Alert, CounterReading, Device, DeviceState, Job, Supply, SupplyReading
+from portal.errors import NotFoundError
+from portal.tenancy import TenantContext
+
+# A supply under this percentage counts as low on the fleet pages. One figure for every tenant
+# until resellers can set their own (reorder rules will own that number).
+LOW_SUPPLY_PERCENT = 15.0
+# The counter that says how many pages a device has printed (protocol/telemetry-v1.md).
+PAGE_COUNTER = "impressions.total"
+# How far back the page-count maths looks for the last reading before a period starts.
+BASELINE_LOOKBACK = timedelta(days=7)
+
+
+class DeviceStatus(TextChoices):
+    """What the fleet pages show, derived from the device's hot state."""
+
+    ONLINE = "online", "Online"
+    WARNING = "warning", "Warning"
+    ERROR = "error", "Error"
+    OFFLINE = "offline", "Offline"
+    NEVER = "never", "Never reported"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceFilter:
+    customer_id: int | None = None
+    site_id: int | None = None
+    status: str = ""
+    model: str = ""
+    is_low_supply: bool = False
+    search: str = ""
+    sort: str = "serial"
+
+
+# Sort keys of the device list (a leading "-" reverses); the serial breaks ties.
+DEVICE_SORTS: dict[str, str] = {
+    "serial": "serial",
+    "model": "model",
+    "customer": "customer__name",
+    "site": "site__name",
+    "status": "status",
+    "last_seen": "state__last_seen_at",
+    "supply": "lowest_supply",
+    "alerts": "open_alerts",
+}
+
+
+def _status_expression() -> Case:
+    return Case(
+        When(state__isnull=True, then=Value(DeviceStatus.NEVER.value)),
+        When(state__is_online=False, then=Value(DeviceStatus.OFFLINE.value)),
+        When(state__state=DeviceState.State.ERROR, then=Value(DeviceStatus.ERROR.value)),
+        When(state__state=DeviceState.State.WARNING, then=Value(DeviceStatus.WARNING.value)),
+        default=Value(DeviceStatus.ONLINE.value),
+        output_field=CharField(),
+    )
+
+
+def _ordering(sort: str, sorts: dict[str, str], tiebreak: str) -> list[OrderBy]:
+    descending = sort.startswith("-")
+    column = sorts.get(sort.lstrip("-"), sorts[next(iter(sorts))])
+    primary = F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True)
+    return [primary, F(tiebreak).asc()]
+
+
+def device_list(*, ctx: TenantContext, f: DeviceFilter | None = None) -> QuerySet[Device]:
+    """The fleet, filtered and sorted, with state, customer, site and supplies joined or
+    prefetched, plus each device's lowest supply level and number of open alerts."""
+    f = f or DeviceFilter()
+    # The per-row figures aggregate over the device's own relations: those rows belong to the
+    # device, hence to the scope already applied to it. (Correlated subqueries through
+    # Supply.objects.for_tenant made SQLite walk the reseller's whole supply index per device.)
+    # The joins multiply rows, which Min ignores and the distinct count undoes.
+    qs = cast(
+        "QuerySet[Device]",
+        Device.objects.for_tenant(ctx)
+        .select_related("state", "customer", "site")
+        .prefetch_related(
+            Prefetch("supplies", queryset=Supply.objects.for_tenant(ctx).order_by("supply_key"))
+        )
+        .annotate(
+            status=_status_expression(),
+            lowest_supply=Min("supplies__percent"),
+            open_alerts=Count("alerts", filter=Q(alerts__cleared_at__isnull=True), distinct=True),
+        ),
+    )
+    if f.customer_id is not None:
+        qs = qs.filter(customer_id=f.customer_id)
+    if f.site_id is not None:
+        qs = qs.filter(site_id=f.site_id)
+    if f.status:
+        qs = qs.filter(Q(status=f.status))
+    if f.model:
+        qs = qs.filter(model=f.model)
+    if f.is_low_supply:
+        qs = qs.filter(Q(lowest_supply__lt=LOW_SUPPLY_PERCENT))
+    if f.search:
+        term = f.search.strip()
+        qs = qs.filter(
+            Q(serial__icontains=term)
+            | Q(model__icontains=term)
+            | Q(name__icontains=term)
+            | Q(state__ip__icontains=term)
+            | Q(state__hostname__icontains=term)
+        )
+    return qs.order_by(*_ordering(f.sort, DEVICE_SORTS, "serial"))
+
+
+def device_get(*, ctx: TenantContext, device_id: int) -> Device:
+    device = device_list(ctx=ctx).filter(pk=device_id).first()
+    if device is None:
+        raise NotFoundError("No such device.")
+    return device
+
+
+def device_model_choices(*, ctx: TenantContext) -> list[str]:
+    """The models present in the fleet, for the model filter."""
+    return list(
+        Device.objects.for_tenant(ctx)
+        .exclude(model="")
+        .order_by("model")
+        .values_list("model", flat=True)
+        .distinct()
+    )
+
+
+def customer_choices(*, ctx: TenantContext) -> QuerySet[Customer]:
+    return Customer.objects.for_tenant(ctx).order_by("name", "pk")
+
+
+def site_choices(*, ctx: TenantContext) -> QuerySet[Site]:
+    return (
+        Site.objects.for_tenant(ctx).select_related("customer").order_by("customer__name", "name")
+    )
+
+
+# --- Device detail ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CounterValue:
+    name: str
+    media_type: str
+    color: str
+    unit: str
+    value: Decimal
+    collected_at: datetime
+
+
+def device_counter_list(*, ctx: TenantContext, device_id: int) -> list[CounterValue]:
+    """The latest value of each of the device's counters (name plus qualifiers)."""
+    latest_first = Window(
+        RowNumber(),
+        partition_by=[F("name"), F("media_type"), F("color"), F("unit")],
+        order_by=F("collected_at").desc(),
+    )
+    rows = (
+        CounterReading.objects.for_tenant(ctx)
+        .filter(device_id=device_id)
+        .annotate(position=latest_first)
+        .filter(position=1)
+        .order_by("name", "media_type", "color", "unit")
+        .values_list("name", "media_type", "color", "unit", "value", "collected_at")
+    )
+    return [CounterValue(*row) for row in rows]
+
+
+def device_supply_history(
+    *, ctx: TenantContext, device_id: int, since: datetime
+) -> dict[str, list[tuple[datetime, float | None]]]:
+    """Each supply's percentage over time since `since`, by supply key, in time order."""
+    rows = (
+        SupplyReading.objects.for_tenant(ctx)
+        .filter(device_id=device_id, collected_at__gte=since)
+        .order_by("supply_key", "collected_at")
+        .values_list("supply_key", "collected_at", "percent")
+    )
+    history: dict[str, list[tuple[datetime, float | None]]] = defaultdict(list)
+    for supply_key, collected_at, percent in rows.iterator(chunk_size=2000):
+        history[supply_key].append((collected_at, percent))
+    return dict(history)
+
+
+def device_alert_list(*, ctx: TenantContext, device_id: int) -> QuerySet[Alert]:
+    """Open alerts first, then the most recently cleared."""
+    return (
+        Alert.objects.for_tenant(ctx)
+        .filter(device_id=device_id)
+        .order_by(F("cleared_at").desc(nulls_first=True), "-first_seen_at", "-pk")
+    )
+
+
+def device_job_list(*, ctx: TenantContext, device_id: int) -> QuerySet[Job]:
+    return (
+        Job.objects.for_tenant(ctx)
+        .filter(device_id=device_id)
+        .order_by(F("submitted_at").desc(nulls_last=True), "-observed_at", "-pk")
+    )
+
+
+def _day_values(
+    *, ctx: TenantContext, since: datetime, device_id: int | None = None
+) -> QuerySet[CounterReading, dict[str, Any]]:
+    qs = CounterReading.objects.for_tenant(ctx).filter(
+        name=PAGE_COUNTER, media_type="", color="", collected_at__gte=since - BASELINE_LOOKBACK
+    )
+    if device_id is not None:
+        qs = qs.filter(device_id=device_id)
+    return (
+        qs.annotate(day=TruncDate("collected_at", tzinfo=UTC))
+        .order_by()
+        .values("device_id", "day")
+        .annotate(last=Max("value"))
+    )
+
+
+def pages_by_day(rows: Any, *, first_day: date, last_day: date) -> dict[date, int]:
+    """Pages printed per day from each device's last page count of each day.
+
+    A day's pages are its last count minus the previous reported day's last count. A drop
+    (a counter reset after a board swap) counts as nothing rather than as negative pages.
+    """
+    by_device: dict[int, list[tuple[date, Decimal]]] = defaultdict(list)
+    for row in rows:
+        by_device[row["device_id"]].append((row["day"], row["last"]))
+    totals = {first_day + timedelta(days=i): 0 for i in range((last_day - first_day).days + 1)}
+    for days in by_device.values():
+        days.sort()
+        previous: Decimal | None = None
+        for day, last in days:
+            if previous is not None and day in totals and last > previous:
+                totals[day] += int(last - previous)
+            previous = last
+    return totals
+
+
+def device_pages_by_day(*, ctx: TenantContext, device_id: int, days: int = 30) -> dict[date, int]:
+    today = now().astimezone(UTC).date()
+    first_day = today - timedelta(days=days - 1)
+    since = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
+    rows = _day_values(ctx=ctx, since=since, device_id=device_id)
+    return pages_by_day(rows, first_day=first_day, last_day=today)
+
+
+# --- Supplies and alerts across the fleet ----------------------------------------------------
+
+
+SUPPLY_SORTS: dict[str, str] = {
+    "level": "percent",
+    "device": "device__serial",
+    "customer": "device__customer__name",
+    "kind": "kind",
+    "color": "color",
+    "observed": "observed_at",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SupplyFilter:
+    kind: str = ""
+    color: str = ""
+    is_low: bool = False
+    sort: str = "level"
+
+
+def supply_list(*, ctx: TenantContext, f: SupplyFilter | None = None) -> QuerySet[Supply]:
+    f = f or SupplyFilter()
+    qs = Supply.objects.for_tenant(ctx).select_related("device", "device__customer", "device__site")
+    if f.kind:
+        qs = qs.filter(kind=f.kind)
+    if f.color:
+        qs = qs.filter(color=f.color)
+    if f.is_low:
+        qs = qs.filter(percent__lt=LOW_SUPPLY_PERCENT)
+    return qs.order_by(*_ordering(f.sort, SUPPLY_SORTS, "pk"))
+
+
+def supply_choices(*, ctx: TenantContext) -> tuple[list[str], list[str]]:
+    """The supply kinds and colours present in the fleet, for the filters."""
+    pairs = Supply.objects.for_tenant(ctx).order_by().values_list("kind", "color").distinct()
+    kinds, colors = set(), set()
+    for kind, color in pairs:
+        if kind:
+            kinds.add(kind)
+        if color:
+            colors.add(color)
+    return sorted(kinds), sorted(colors)
+
+
+def alert_list(*, ctx: TenantContext, severity: str = "") -> QuerySet[Alert]:
+    """Open alerts of the fleet, newest first."""
+    qs = (
+        Alert.objects.for_tenant(ctx)
+        .filter(cleared_at__isnull=True)
+        .select_related("device", "device__customer", "device__site")
+    )
+    if severity:
+        qs = qs.filter(severity=severity)
+    return qs.order_by("-first_seen_at", "-pk")
+
+
+# --- Dashboard -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FleetSummary:
+    devices: int
+    online: int
+    offline: int
+    never_reported: int
+    open_alerts: int
+    critical_alerts: int
+    low_supplies: int
+    pages_this_month: int
+    pages_per_day: dict[date, int] = field(default_factory=dict)
+    supply_levels: list[tuple[str, int]] = field(default_factory=list)
+    low_supply_percent: float = LOW_SUPPLY_PERCENT
+
+
+# Buckets of the supply-level histogram: label, lower bound (inclusive), upper (exclusive).
+SUPPLY_BUCKETS = [
+    ("<5%", 0.0, 5.0),
+    (f"5-{LOW_SUPPLY_PERCENT:.0f}%", 5.0, LOW_SUPPLY_PERCENT),
+    (f"{LOW_SUPPLY_PERCENT:.0f}-50%", LOW_SUPPLY_PERCENT, 50.0),
+    ("50-80%", 50.0, 80.0),
+    ("80-100%", 80.0, 100.1),
+]
+
+
+def fleet_summary(*, ctx: TenantContext, days: int = 30) -> FleetSummary:
+    """The dashboard's figures: device states, open alerts, low supplies and pages printed
+    this calendar month (UTC), with pages per day over the last `days` days."""
+    devices = Device.objects.for_tenant(ctx).aggregate(
+        total=Count("pk"),
+        online=Count("pk", filter=Q(state__is_online=True)),
+        offline=Count("pk", filter=Q(state__is_online=False)),
+        never=Count("pk", filter=Q(state__isnull=True)),
+    )
+    alerts = (
+        Alert.objects.for_tenant(ctx)
+        .filter(cleared_at__isnull=True)
+        .aggregate(
+            total=Count("pk"), critical=Count("pk", filter=Q(severity=Alert.Severity.CRITICAL))
+        )
+    )
+    buckets = {
+        f"bucket_{i}": Count("pk", filter=Q(percent__gte=low, percent__lt=high))
+        for i, (_, low, high) in enumerate(SUPPLY_BUCKETS)
+    }
+    levels = Supply.objects.for_tenant(ctx).aggregate(
+        low=Count("pk", filter=Q(percent__lt=LOW_SUPPLY_PERCENT)), **buckets
+    )
+    moment = now().astimezone(UTC)
+    today = moment.date()
+    month_start = today.replace(day=1)
+    first_day = min(month_start, today - timedelta(days=days - 1))
+    since = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
+    per_day = pages_by_day(_day_values(ctx=ctx, since=since), first_day=first_day, last_day=today)
+    chart_start = today - timedelta(days=days - 1)
+    return FleetSummary(
+        devices=devices["total"],
+        online=devices["online"],
+        offline=devices["offline"],
+        never_reported=devices["never"],
+        open_alerts=alerts["total"],
+        critical_alerts=alerts["critical"],
+        low_supplies=levels["low"],
+        pages_this_month=sum(n for day, n in per_day.items() if day >= month_start),
+        pages_per_day={day: n for day, n in per_day.items() if day >= chart_start},
+        supply_levels=[
+            (label, levels[f"bucket_{i}"]) for i, (label, _, _) in enumerate(SUPPLY_BUCKETS)
+        ],
+    )

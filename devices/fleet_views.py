@@ -1,0 +1,252 @@
+"""The fleet pages: device list and detail, supplies, open alerts. Thin: parse the query string,
+call selectors, render. An htmx request for a list gets only its table, so filtering and
+paging swap the table in place; the same URL without htmx renders the whole page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django import forms
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.utils.timezone import now
+from django.views.decorators.vary import vary_on_headers
+
+from devices import charts, fleet_selectors
+from devices.fleet_selectors import DeviceFilter, DeviceStatus, SupplyFilter
+from devices.models import Alert
+from portal.pages import paginate
+from portal.tenancy import tenant_view
+
+HISTORY_DAYS = 30
+# A chart line of more points than this is thinned: the SVG stays small and the shape the same.
+CHART_POINTS = 240
+
+
+def _sort_choices(keys: Any) -> list[tuple[str, str]]:
+    return [(key, key) for key in keys] + [(f"-{key}", f"-{key}") for key in keys]
+
+
+class DeviceFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=100)
+    customer = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    site = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *DeviceStatus.choices])
+    model = forms.ChoiceField(required=False)
+    low = forms.BooleanField(required=False)
+    sort = forms.ChoiceField(required=False, choices=_sort_choices(fleet_selectors.DEVICE_SORTS))
+
+    def __init__(self, *args: Any, customers: Any, sites: Any, models: list[str], **kw: Any):
+        super().__init__(*args, **kw)
+        field: Any = self.fields["customer"]
+        field.choices = [("", "All customers"), *((c.pk, c.name) for c in customers)]
+        field = self.fields["site"]
+        field.choices = [
+            ("", "All sites"),
+            *((s.pk, f"{s.customer.name} / {s.name}") for s in sites),
+        ]
+        field = self.fields["model"]
+        field.choices = [("", "All models"), *((m, m) for m in models)]
+
+    def device_filter(self) -> DeviceFilter:
+        # Parameters that do not parse are ignored rather than refused: a stale link still works.
+        self.is_valid()
+        data = self.cleaned_data
+        return DeviceFilter(
+            customer_id=data.get("customer"),
+            site_id=data.get("site"),
+            status=data.get("status") or "",
+            model=data.get("model") or "",
+            is_low_supply=bool(data.get("low")),
+            search=data.get("q") or "",
+            sort=data.get("sort") or "serial",
+        )
+
+
+def _sort_links(current: str, keys: Any) -> dict[str, dict[str, str]]:
+    """Per column: the sort a click on its header asks for, and the arrow it shows now."""
+    links = {}
+    for key in keys:
+        if current == key:
+            links[key] = {"next": f"-{key}", "arrow": "▲", "aria": "ascending"}
+        elif current == f"-{key}":
+            links[key] = {"next": key, "arrow": "▼", "aria": "descending"}
+        else:
+            links[key] = {"next": key, "arrow": "", "aria": "none"}
+    return links
+
+
+def _is_low(percent: float | None) -> bool:
+    return percent is not None and percent < fleet_selectors.LOW_SUPPLY_PERCENT
+
+
+def _is_partial(request: Any) -> bool:
+    """An htmx swap of the table; a history restore needs the whole page back."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+@tenant_view()
+@vary_on_headers("HX-Request")
+def device_list(request: Any) -> HttpResponse:
+    ctx = request.ctx
+    customers = fleet_selectors.customer_choices(ctx=ctx) if ctx.is_reseller_wide else []
+    form = DeviceFilterForm(
+        request.GET,
+        customers=customers,
+        sites=fleet_selectors.site_choices(ctx=ctx),
+        models=fleet_selectors.device_model_choices(ctx=ctx),
+    )
+    f = form.device_filter()
+    page = paginate(request, fleet_selectors.device_list(ctx=ctx, f=f))
+    context = {
+        "page": page,
+        "form": form,
+        "f": f,
+        "is_filtered": f != DeviceFilter(sort=f.sort),
+        "sorts": _sort_links(f.sort, fleet_selectors.DEVICE_SORTS),
+        "is_partial": _is_partial(request),
+        "low_percent": fleet_selectors.LOW_SUPPLY_PERCENT,
+    }
+    template = "devices/_device_table.html" if _is_partial(request) else "devices/device_list.html"
+    return render(request, template, context)
+
+
+def _thin(
+    points: list[tuple[datetime, float | None]], limit: int
+) -> list[tuple[datetime, float | None]]:
+    if len(points) <= limit:
+        return points
+    step = len(points) / limit
+    picked = [points[int(i * step)] for i in range(limit - 1)]
+    return [*picked, points[-1]]
+
+
+@tenant_view()
+def device_detail(request: Any, device_id: int) -> HttpResponse:
+    ctx = request.ctx
+    device = fleet_selectors.device_get(ctx=ctx, device_id=device_id)
+    supplies = list(device.supplies.all())  # prefetched by the selector, in supply_key order
+    since = now().astimezone(UTC) - timedelta(days=HISTORY_DAYS)
+    history = fleet_selectors.device_supply_history(ctx=ctx, device_id=device.pk, since=since)
+    series = [
+        charts.Series(
+            label=supply.description or supply.color or supply.supply_key,
+            points=_thin(history.get(supply.supply_key, []), CHART_POINTS),
+            css_class=charts.supply_css_class(supply.color),
+        )
+        for supply in supplies
+    ]
+    pages = fleet_selectors.device_pages_by_day(ctx=ctx, device_id=device.pk, days=HISTORY_DAYS)
+    context = {
+        "device": device,
+        "supplies": [
+            {
+                "supply": supply,
+                "css_class": charts.supply_css_class(supply.color),
+                "is_low": _is_low(supply.percent),
+            }
+            for supply in supplies
+        ],
+        "counters": fleet_selectors.device_counter_list(ctx=ctx, device_id=device.pk),
+        "supply_chart": charts.line_chart(
+            series,
+            title=f"Supply levels, last {HISTORY_DAYS} days",
+            y_max=100,
+            unit="%",
+            empty="No supply readings in the last 30 days",
+        ),
+        "pages_chart": charts.bar_chart(
+            [charts.Bar(day.strftime("%d %b"), n, "bar-pages") for day, n in pages.items()],
+            title=f"Pages per day, last {HISTORY_DAYS} days",
+            label_every=7,
+            empty="No pages counted in the last 30 days",
+        ),
+        "pages_total": sum(pages.values()),
+        "alerts": fleet_selectors.device_alert_list(ctx=ctx, device_id=device.pk)[:20],
+        "jobs": fleet_selectors.device_job_list(ctx=ctx, device_id=device.pk)[:20],
+        "low_percent": fleet_selectors.LOW_SUPPLY_PERCENT,
+    }
+    return render(request, "devices/device_detail.html", context)
+
+
+class SupplyFilterForm(forms.Form):
+    kind = forms.ChoiceField(required=False)
+    color = forms.ChoiceField(required=False)
+    low = forms.BooleanField(required=False)
+    sort = forms.ChoiceField(required=False, choices=_sort_choices(fleet_selectors.SUPPLY_SORTS))
+
+    def __init__(self, *args: Any, kinds: list[str], colors: list[str], **kw: Any):
+        super().__init__(*args, **kw)
+        field: Any = self.fields["kind"]
+        field.choices = [("", "All kinds"), *((k, k.capitalize()) for k in kinds)]
+        field = self.fields["color"]
+        field.choices = [("", "All colours"), *((c, c.capitalize()) for c in colors)]
+
+    def supply_filter(self) -> SupplyFilter:
+        self.is_valid()
+        data = self.cleaned_data
+        return SupplyFilter(
+            kind=data.get("kind") or "",
+            color=data.get("color") or "",
+            is_low=bool(data.get("low")),
+            sort=data.get("sort") or "level",
+        )
+
+
+@tenant_view()
+@vary_on_headers("HX-Request")
+def supply_list(request: Any) -> HttpResponse:
+    ctx = request.ctx
+    kinds, colors = fleet_selectors.supply_choices(ctx=ctx)
+    form = SupplyFilterForm(request.GET, kinds=kinds, colors=colors)
+    f = form.supply_filter()
+    page = paginate(request, fleet_selectors.supply_list(ctx=ctx, f=f), per_page=50)
+    rows = [{"supply": supply, "is_low": _is_low(supply.percent)} for supply in page]
+    context = {
+        "page": page,
+        "rows": rows,
+        "form": form,
+        "f": f,
+        "is_filtered": f != SupplyFilter(sort=f.sort),
+        "sorts": _sort_links(f.sort, fleet_selectors.SUPPLY_SORTS),
+        "is_partial": _is_partial(request),
+        "low_percent": fleet_selectors.LOW_SUPPLY_PERCENT,
+    }
+    template = "devices/_supply_table.html" if _is_partial(request) else "devices/supply_list.html"
+    return render(request, template, context)
+
+
+@tenant_view()
+def alert_list(request: Any) -> HttpResponse:
+    severity = request.GET.get("severity", "")
+    if severity not in Alert.Severity.values:
+        severity = ""
+    page = paginate(request, fleet_selectors.alert_list(ctx=request.ctx, severity=severity))
+    context = {"page": page, "severity": severity, "severities": Alert.Severity.choices}
+    return render(request, "devices/alert_list.html", context)
+
+
+def fleet_dashboard_context(ctx: Any) -> dict[str, Any]:
+    """The fleet part of the dashboard (accounts.views.dashboard renders it)."""
+    summary = fleet_selectors.fleet_summary(ctx=ctx, days=HISTORY_DAYS)
+    return {
+        "fleet": summary,
+        "fleet_pages_chart": charts.bar_chart(
+            [
+                charts.Bar(day.strftime("%d %b"), n, "bar-pages")
+                for day, n in summary.pages_per_day.items()
+            ],
+            title=f"Pages per day, last {HISTORY_DAYS} days",
+            label_every=7,
+            empty="No pages counted in the last 30 days",
+        ),
+        "fleet_supply_chart": charts.bar_chart(
+            [
+                charts.Bar(label, n, "bar-low" if i < 2 else "bar-supply")
+                for i, (label, n) in enumerate(summary.supply_levels)
+            ],
+            title="Supplies by level",
+            empty="No supply levels reported yet",
+        ),
+    }
