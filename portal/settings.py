@@ -258,7 +258,7 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 # Without collectstatic there is no STATIC_ROOT; the finders serve the files instead.
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at: ")
 
 # --- Security -------------------------------------------------------------------------------
 
