@@ -85,3 +85,20 @@ def test_signup_is_closed_without_an_invitation(client):
 
     assert b"Sign Up Closed" in response.content or response.status_code == 403
     assert not User.objects.filter(email="walk.in@x.test").exists()
+
+
+def test_an_unverified_address_must_be_confirmed_before_signing_in(client):
+    from allauth.account.models import EmailAddress
+
+    user = UserFactory(email="fresh@alpha.test")
+    EmailAddress.objects.create(user=user, email=user.email, verified=False, primary=True)
+
+    response = client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/confirm-email/"
+    assert "_auth_user_id" not in client.session
+    (message,) = mail.outbox
+    link = next(line for line in message.body.splitlines() if "/accounts/confirm-email/" in line)
+    client.post(link[link.index("/accounts/") :].strip())
+    assert EmailAddress.objects.get(user=user).verified is True
