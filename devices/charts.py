@@ -48,6 +48,12 @@ def nice_max(value: float) -> float:
     return float(10 ** (exponent + 1))  # pragma: no cover - the loop ends at 10
 
 
+def _tick_intervals(top_value: float) -> int:
+    """Four steps for a top of 2, 20, 200...; five otherwise, so every tick is a round number."""
+    leading = top_value / 10 ** math.floor(math.log10(top_value))
+    return 4 if round(leading, 6) == 2 else 5
+
+
 def _number(value: float) -> str:
     """A tick label: 12.5k rather than 12500, whole numbers without a decimal point."""
     for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -66,9 +72,10 @@ def _coordinate(value: float) -> str:
 def _y_axis(*, width: int, height: int, top_value: float, unit: str) -> list[str]:
     parts: list[str] = []
     plot_height = height - TOP - BOTTOM
-    for i in range(5):
-        value = top_value * i / 4
-        y = TOP + plot_height - plot_height * i / 4
+    intervals = _tick_intervals(top_value)
+    for i in range(intervals + 1):
+        value = top_value * i / intervals
+        y = TOP + plot_height - plot_height * i / intervals
         parts.append(
             format_html(
                 '<line class="chart-grid" x1="{}" y1="{}" x2="{}" y2="{}"/>'

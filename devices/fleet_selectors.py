@@ -216,13 +216,12 @@ def device_supply_history(
     return dict(history)
 
 
-def device_alert_list(*, ctx: TenantContext, device_id: int) -> QuerySet[Alert]:
-    """Open alerts first, then the most recently cleared."""
-    return (
-        Alert.objects.for_tenant(ctx)
-        .filter(device_id=device_id)
-        .order_by(F("cleared_at").desc(nulls_first=True), "-first_seen_at", "-pk")
-    )
+def device_alert_list(*, ctx: TenantContext, device_id: int, is_open: bool) -> QuerySet[Alert]:
+    """The device's open alerts newest first, or its cleared ones most recently cleared first."""
+    qs = Alert.objects.for_tenant(ctx).filter(device_id=device_id, cleared_at__isnull=is_open)
+    if is_open:
+        return qs.order_by("-first_seen_at", "-pk")
+    return qs.order_by("-cleared_at", "-pk")
 
 
 def device_job_list(*, ctx: TenantContext, device_id: int) -> QuerySet[Job]:

@@ -22,6 +22,8 @@ from portal.tenancy import tenant_view
 HISTORY_DAYS = 30
 # A chart line of more points than this is thinned: the SVG stays small and the shape the same.
 CHART_POINTS = 240
+# Devices raise and clear the same alert many times; the detail shows the last few episodes.
+CLEARED_ALERTS = 5
 
 
 def _sort_choices(keys: Any) -> list[tuple[str, str]]:
@@ -163,7 +165,12 @@ def device_detail(request: Any, device_id: int) -> HttpResponse:
             empty="No pages counted in the last 30 days",
         ),
         "pages_total": sum(pages.values()),
-        "alerts": fleet_selectors.device_alert_list(ctx=ctx, device_id=device.pk)[:20],
+        "open_alerts": fleet_selectors.device_alert_list(
+            ctx=ctx, device_id=device.pk, is_open=True
+        ),
+        "cleared_alerts": fleet_selectors.device_alert_list(
+            ctx=ctx, device_id=device.pk, is_open=False
+        )[:CLEARED_ALERTS],
         "jobs": fleet_selectors.device_job_list(ctx=ctx, device_id=device.pk)[:20],
         "low_percent": fleet_selectors.LOW_SUPPLY_PERCENT,
     }
@@ -201,7 +208,7 @@ def supply_list(request: Any) -> HttpResponse:
     kinds, colors = fleet_selectors.supply_choices(ctx=ctx)
     form = SupplyFilterForm(request.GET, kinds=kinds, colors=colors)
     f = form.supply_filter()
-    page = paginate(request, fleet_selectors.supply_list(ctx=ctx, f=f), per_page=50)
+    page = paginate(request, fleet_selectors.supply_list(ctx=ctx, f=f))
     rows = [{"supply": supply, "is_low": _is_low(supply.percent)} for supply in page]
     context = {
         "page": page,

@@ -401,7 +401,7 @@ def test_detail_shows_identity_status_gauges_charts_alerts_and_jobs(
     assert page_chart.count('<rect class="chart-bar') == 30
     assert "Pages, 30 days</dt><dd>500</dd>" in body
     # Counters: the latest value of each.
-    assert "1500 impressions" in body
+    assert "1,500 impressions" in body
     assert "12.50 m2" in body
     # Alerts: open first, the cleared one too; jobs with hashed names hidden.
     assert body.index("Cyan cartridge missing") < body.index("Old jam")
