@@ -239,3 +239,19 @@ def device_for_isolation(*, reseller: Reseller, customer: Customer, site: Site) 
     supply = SupplyFactory(device=device, description="zzalpha black toner")
     alert = AlertFactory(device=device, description="zzalpha paper jam")
     return {"device": device, "supply": supply, "alert": alert}
+
+
+def credential_for_isolation(
+    *, reseller: Reseller, customer: Customer, site: Site
+) -> dict[str, Any]:
+    """Tenant A's collector, for the isolation matrix's credential_id and collector_id routes."""
+    from devices import services
+    from portal.tenancy import TenantContext
+
+    credential, _ = services.credential_create(
+        ctx=TenantContext.system(reseller=reseller),
+        kind="collector",
+        name="zzalpha front office collector",
+        site_id=site.pk,
+    )
+    return {"credential": credential}
