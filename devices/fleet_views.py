@@ -107,7 +107,6 @@ def device_list(request: Any) -> HttpResponse:
         "f": f,
         "is_filtered": f != DeviceFilter(sort=f.sort),
         "sorts": _sort_links(f.sort, fleet_selectors.DEVICE_SORTS),
-        "is_partial": _is_partial(request),
         "low_percent": fleet_selectors.LOW_SUPPLY_PERCENT,
     }
     template = "devices/_device_table.html" if _is_partial(request) else "devices/device_list.html"
@@ -217,7 +216,6 @@ def supply_list(request: Any) -> HttpResponse:
         "f": f,
         "is_filtered": f != SupplyFilter(sort=f.sort),
         "sorts": _sort_links(f.sort, fleet_selectors.SUPPLY_SORTS),
-        "is_partial": _is_partial(request),
         "low_percent": fleet_selectors.LOW_SUPPLY_PERCENT,
     }
     template = "devices/_supply_table.html" if _is_partial(request) else "devices/supply_list.html"

@@ -223,7 +223,9 @@ def test_an_htmx_request_gets_the_table_alone(
     body = response.content.decode()
     assert "<html" not in body
     assert serials(response) == ["B-ERROR"]
-    assert 'id="device-sort" value="serial" hx-swap-oob="true"' in body
+    # The sort rides along with the filter form from inside the swapped table.
+    sort_input = '<input type="hidden" name="sort" id="device-sort" value="serial"'
+    assert f'{sort_input} form="device-filters">' in body
     assert response["Vary"].count("HX-Request") == 1
 
 
