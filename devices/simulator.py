@@ -157,6 +157,18 @@ class Printer:
             1 if self.model.kind != "large_format" else 0.05
         )
         self.counters[("impressions.total", "", "")] = float(int(start))
+        # Every counter the model has is reported from the first poll on, at zero if unused.
+        kind = self.model.kind
+        names = [("impressions.color", "", "")] if kind != "mono_laser" else []
+        if kind != "large_format":
+            names += [("impressions.mono", "", ""), ("sheets.total", "", "")]
+        else:
+            names += [("ink.used", "", c) for _, k, c, _ in self.model.supplies if k == "ink"]
+            names += [
+                (n, m, "") for n in ("media.area", "media.length") for m in LARGE_FORMAT_MEDIA
+            ]
+        for key in names:
+            self.counters.setdefault(key, 0.0)
 
     def advance(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Print for the time between two polls; returns the jobs printed."""

@@ -63,7 +63,7 @@ def _stored() -> tuple[int, int, int]:
     database=None,
 )
 def test_telemetry_never_fails_and_refusals_store_nothing(case: Any, collector: Signed) -> None:
-    document = case.body if isinstance(case.body, dict | list | str | int | float) else None
+    document: Any = case.body if isinstance(case.body, dict | list | str | int | float) else None
     body = b"" if document is None else json.dumps(document).encode()
     headers = signed_headers(
         key_id=collector.credential.key_id,

@@ -195,14 +195,15 @@ def test_ingestion_without_broker_loses_nothing_and_followups_run_once_it_is_bac
     tenant.reseller.save(update_fields=["support_email"])
     jam = [{"code": "media.jam", "severity": "critical", "description": "Jam"}]
     # A broker nobody listens on, and no eager execution: the task cannot be sent.
-    app.conf.task_always_eager = False
-    app.conf.broker_url = "redis://127.0.0.1:9/0"
+    conf: Any = app.conf
+    conf.task_always_eager = False
+    conf.broker_url = "redis://127.0.0.1:9/0"
     try:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             response = post(collector, [snapshot(alerts=jam)])
     finally:
-        app.conf.task_always_eager = True
-        app.conf.broker_url = "memory://"
+        conf.task_always_eager = True
+        conf.broker_url = "memory://"
 
     assert response.status_code == 202
     assert response.json()["accepted"] == 1
