@@ -18,18 +18,19 @@ from django.db.models import (
     CharField,
     Count,
     F,
-    Max,
     Min,
     OrderBy,
+    OuterRef,
     Prefetch,
     Q,
     QuerySet,
+    Subquery,
     TextChoices,
     Value,
     When,
     Window,
 )
-from django.db.models.functions import RowNumber, TruncDate
+from django.db.models.functions import RowNumber
 from django.utils.timezone import now
 
 from accounts.models import Customer, Site
@@ -42,8 +43,6 @@ from portal.tenancy import TenantContext
 LOW_SUPPLY_PERCENT = 15.0
 # The counter that says how many pages a device has printed (protocol/telemetry-v1.md).
 PAGE_COUNTER = "impressions.total"
-# How far back the page-count maths looks for the last reading before a period starts.
-BASELINE_LOOKBACK = timedelta(days=7)
 
 
 class DeviceStatus(TextChoices):
@@ -232,48 +231,55 @@ def device_job_list(*, ctx: TenantContext, device_id: int) -> QuerySet[Job]:
     )
 
 
-def _day_values(
-    *, ctx: TenantContext, since: datetime, device_id: int | None = None
-) -> QuerySet[CounterReading, dict[str, Any]]:
-    qs = CounterReading.objects.for_tenant(ctx).filter(
-        name=PAGE_COUNTER, media_type="", color="", collected_at__gte=since - BASELINE_LOOKBACK
-    )
-    if device_id is not None:
-        qs = qs.filter(device_id=device_id)
-    return (
-        qs.annotate(day=TruncDate("collected_at", tzinfo=UTC))
-        .order_by()
-        .values("device_id", "day")
-        .annotate(last=Max("value"))
-    )
+def _page_counts(
+    *, ctx: TenantContext, first_day: date, moment: datetime, device_id: int | None = None
+) -> tuple[list[date], list[tuple[Any, ...]]]:
+    """Each device's page count at every midnight from `first_day` on and at `moment`.
 
-
-def pages_by_day(rows: Any, *, first_day: date, last_day: date) -> dict[date, int]:
-    """Pages printed per day from each device's last page count of each day.
-
-    A day's pages are its last count minus the previous reported day's last count. A drop
-    (a counter reset after a board swap) counts as nothing rather than as negative pages.
+    One index seek per device and boundary (the counter series index leads with the device), so
+    the cost follows the number of devices and days, never the number of readings: a fleet that
+    reports hourly has 24 readings a day that a scan of the window would have to read.
     """
-    by_device: dict[int, list[tuple[date, Decimal]]] = defaultdict(list)
-    for row in rows:
-        by_device[row["device_id"]].append((row["day"], row["last"]))
-    totals = {first_day + timedelta(days=i): 0 for i in range((last_day - first_day).days + 1)}
-    for days in by_device.values():
-        days.sort()
-        previous: Decimal | None = None
-        for day, last in days:
-            if previous is not None and day in totals and last > previous:
-                totals[day] += int(last - previous)
-            previous = last
+    days = [first_day + timedelta(days=i) for i in range((moment.date() - first_day).days + 1)]
+    boundaries = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in days] + [moment]
+    readings = CounterReading.objects.for_tenant(ctx).filter(
+        device=OuterRef("pk"), name=PAGE_COUNTER, media_type="", color=""
+    )
+    counts = {
+        f"count_{i}": Subquery(
+            readings.filter(collected_at__lte=boundary)
+            .order_by("-collected_at")
+            .values("value")[:1]
+        )
+        for i, boundary in enumerate(boundaries)
+    }
+    devices = Device.objects.for_tenant(ctx).order_by()
+    if device_id is not None:
+        devices = devices.filter(pk=device_id)
+    rows = list(devices.annotate(**counts).values_list("pk", *counts))
+    return days, rows
+
+
+def pages_by_day(days: list[date], rows: list[tuple[Any, ...]]) -> dict[date, int]:
+    """Pages printed per day: a device's count at the day's end minus its count at its start.
+
+    A device without a count at the start of a day (not reporting yet) adds nothing that day,
+    and a drop (a counter reset after a board swap) counts as nothing rather than as negative.
+    """
+    totals = dict.fromkeys(days, 0)
+    for _, *counts in rows:
+        for day, start, end in zip(days, counts, counts[1:], strict=False):
+            if start is not None and end is not None and end > start:
+                totals[day] += int(end - start)
     return totals
 
 
 def device_pages_by_day(*, ctx: TenantContext, device_id: int, days: int = 30) -> dict[date, int]:
-    today = now().astimezone(UTC).date()
-    first_day = today - timedelta(days=days - 1)
-    since = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
-    rows = _day_values(ctx=ctx, since=since, device_id=device_id)
-    return pages_by_day(rows, first_day=first_day, last_day=today)
+    moment = now().astimezone(UTC)
+    first_day = moment.date() - timedelta(days=days - 1)
+    return pages_by_day(
+        *_page_counts(ctx=ctx, first_day=first_day, moment=moment, device_id=device_id)
+    )
 
 
 # --- Supplies and alerts across the fleet ----------------------------------------------------
@@ -388,8 +394,7 @@ def fleet_summary(*, ctx: TenantContext, days: int = 30) -> FleetSummary:
     today = moment.date()
     month_start = today.replace(day=1)
     first_day = min(month_start, today - timedelta(days=days - 1))
-    since = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
-    per_day = pages_by_day(_day_values(ctx=ctx, since=since), first_day=first_day, last_day=today)
+    per_day = pages_by_day(*_page_counts(ctx=ctx, first_day=first_day, moment=moment))
     chart_start = today - timedelta(days=days - 1)
     return FleetSummary(
         devices=devices["total"],
