@@ -514,3 +514,16 @@ def test_dashboard_fleet_figures_are_exact(
     assert stat("supplies") == "2"  # 8 % and 3 %
     assert stat("pages") == "430"  # 100 + 250 + 50 + 30
     assert body.count('<rect class="chart-bar bar-pages"') == 30
+
+
+def test_customer_and_site_pages_link_to_their_devices(
+    fleet: dict[str, Device], alice: Any, login: Any
+) -> None:
+    device = fleet["offline"]
+    client = login(alice)
+
+    customer_page = client.get(f"/customers/{device.customer_id}/").content.decode()
+    site_page = client.get(f"/sites/{device.site_id}/").content.decode()
+
+    assert f'href="/devices/?customer={device.customer_id}"' in customer_page
+    assert f'href="/devices/?site={device.site_id}"' in site_page
