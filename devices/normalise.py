@@ -44,10 +44,11 @@ def counter_value(value: float) -> Decimal | None:
     """The stored value (4 decimal places), or None when it cannot be a cumulative counter."""
     if not math.isfinite(value) or value < 0:
         return None
-    stored = Decimal(f"{value:.4f}")
-    if stored >= COUNTER_MAX:
+    exact = Decimal(repr(value))  # the shortest decimal of this float: what the sender wrote
+    if exact >= COUNTER_MAX:
         return None
-    return stored
+    stored = round(exact, 4)
+    return stored if stored < COUNTER_MAX else None
 
 
 def level_state(level: float | None, reported: str | None) -> str:
