@@ -13,6 +13,10 @@ from django.utils.timezone import now
 from portal.tenancy import CUSTOMER_ROLES, MEMBERSHIP_ROLES, RESELLER_ROLES, Role, TenantModel
 
 
+# In the enum's order: a set's order changes between runs and would churn migrations.
+MEMBERSHIP_ROLE_CHOICES = [(r.value, r.label) for r in Role if r in MEMBERSHIP_ROLES]
+
+
 class Reseller(models.Model):
     """A tenant: a printer reseller and everything it owns."""
 
@@ -175,7 +179,7 @@ class Invitation(TenantModel):
     customer = models.ForeignKey(
         Customer, on_delete=models.CASCADE, null=True, blank=True, related_name="invitations"
     )
-    role = models.CharField(max_length=32, choices=[(r.value, r.label) for r in MEMBERSHIP_ROLES])
+    role = models.CharField(max_length=32, choices=MEMBERSHIP_ROLE_CHOICES)
     token_hash = models.CharField(max_length=64, unique=True)  # invitation_accept looks it up
     invited_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(default=now)
@@ -245,7 +249,7 @@ class ApiToken(TenantModel):
     customer = models.ForeignKey(
         Customer, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
-    role = models.CharField(max_length=32, choices=[(r.value, r.label) for r in MEMBERSHIP_ROLES])
+    role = models.CharField(max_length=32, choices=MEMBERSHIP_ROLE_CHOICES)
     key = models.CharField(max_length=16, unique=True)  # api_token_authenticate looks it up
     secret_hash = models.CharField(max_length=64)
     created_by = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")

@@ -13,11 +13,11 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='apitoken',
             name='role',
-            field=models.CharField(choices=[('reseller_admin', 'Reseller admin'), ('reseller_support', 'Reseller support'), ('reseller_finance', 'Reseller finance'), ('customer_admin', 'Customer admin'), ('customer_buyer', 'Customer buyer')], max_length=32),
+            field=models.CharField(choices=[('reseller_admin', 'Reseller admin'), ('reseller_finance', 'Reseller finance'), ('reseller_support', 'Reseller support'), ('customer_admin', 'Customer admin'), ('customer_buyer', 'Customer buyer')], max_length=32),
         ),
         migrations.AlterField(
             model_name='invitation',
             name='role',
-            field=models.CharField(choices=[('reseller_admin', 'Reseller admin'), ('reseller_support', 'Reseller support'), ('reseller_finance', 'Reseller finance'), ('customer_admin', 'Customer admin'), ('customer_buyer', 'Customer buyer')], max_length=32),
+            field=models.CharField(choices=[('reseller_admin', 'Reseller admin'), ('reseller_finance', 'Reseller finance'), ('reseller_support', 'Reseller support'), ('customer_admin', 'Customer admin'), ('customer_buyer', 'Customer buyer')], max_length=32),
         ),
     ]
