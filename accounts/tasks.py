@@ -3,6 +3,6 @@ from celery import shared_task
 from accounts import services
 
 
-@shared_task(acks_late=True, time_limit=300)
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
 def invitations_purge_task() -> int:
     return services.invitations_purge()

@@ -86,6 +86,10 @@ def _demo_email(person: str, company: str) -> str:
     return f"{person.split()[-1].lower()}@{company.split()[0].lower()}.demo"
 
 
+# Printers per demo site of the first reseller.
+DEMO_FLEET = {"Hamburg HQ": 8, "Bremen Warehouse": 4, "Munich Studio": 3, "Main building": 3}
+
+
 class Command(BaseCommand):
     help = "Create or refresh the demo data (safe to run again)."
 
@@ -163,12 +167,24 @@ class Command(BaseCommand):
         )
 
     def _fleet(self, reseller: Reseller, *, days: int) -> str:
-        from devices import simulator
+        """Printers for the first reseller's sites, with `days` of history sent as real signed
+        telemetry through the ingestion view. Sites that have printers already are left alone."""
+        from devices.models import Device
+        from devices.simulator import fleet_simulate
 
-        seed = getattr(simulator, "seed_demo_fleet", None)
-        if seed is None:
-            return ""
-        return str(seed(reseller=reseller, days=days, stdout=self.stdout) or "")
+        reports = []
+        for seed, (site_name, devices) in enumerate(DEMO_FLEET.items(), start=1):
+            site = Site.unscoped.get(reseller=reseller, name=site_name)
+            if Device.unscoped.filter(site=site).exists():
+                continue
+            self.stdout.write(f"Simulating {devices} printers at {site_name}, {days} days…")
+            report = fleet_simulate(
+                site_id=site.pk, devices=devices, days=days, interval_minutes=240, seed=seed
+            )
+            if report.failures:
+                raise CommandError(f"the simulated fleet was refused: {report.failures[:3]}")
+            reports.append(f"  {site_name}: {devices} printers, {report.accepted} snapshots")
+        return "\n".join(["Simulated fleet:", *reports]) if reports else ""
 
     def _print_credentials(self, operator: User, fleet: str) -> None:
         line = "-" * 72
