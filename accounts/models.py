@@ -12,7 +12,6 @@ from django.utils.timezone import now
 
 from portal.tenancy import CUSTOMER_ROLES, MEMBERSHIP_ROLES, RESELLER_ROLES, Role, TenantModel
 
-
 # In the enum's order: a set's order changes between runs and would churn migrations.
 MEMBERSHIP_ROLE_CHOICES = [(r.value, r.label) for r in Role if r in MEMBERSHIP_ROLES]
 
