@@ -25,6 +25,7 @@ from accounts.forms import (
 )
 from accounts.models import User
 from devices.fleet_views import fleet_dashboard_context
+from orders.views import low_supply_context
 from portal.errors import DomainError
 from portal.pages import form_error, paginate
 from portal.tenancy import (
@@ -41,6 +42,7 @@ def dashboard(request: Any) -> HttpResponse:
     ctx = request.ctx
     context: dict[str, Any] = {"counts": selectors.dashboard_counts(ctx=ctx)}
     context |= fleet_dashboard_context(ctx)
+    context |= low_supply_context(ctx)
     if ctx.is_reseller_wide:
         context["recent_customers"] = selectors.customer_list(ctx=ctx).order_by("-created_at")[:5]
     return render(request, "accounts/dashboard.html", context)

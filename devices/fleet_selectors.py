@@ -110,7 +110,13 @@ def device_list(*, ctx: TenantContext, f: DeviceFilter | None = None) -> QuerySe
         Device.objects.for_tenant(ctx)
         .select_related("state", "customer", "site")
         .prefetch_related(
-            Prefetch("supplies", queryset=Supply.objects.for_tenant(ctx).order_by("supply_key"))
+            Prefetch(
+                "supplies",
+                # The forecast (orders app) shows days to empty beside each level.
+                queryset=Supply.objects.for_tenant(ctx)
+                .select_related("forecast")
+                .order_by("supply_key"),
+            )
         )
         .annotate(
             status=_status_expression(),
@@ -292,6 +298,7 @@ SUPPLY_SORTS: dict[str, str] = {
     "kind": "kind",
     "color": "color",
     "observed": "observed_at",
+    "days": "forecast__days_to_empty",
 }
 
 
@@ -305,7 +312,9 @@ class SupplyFilter:
 
 def supply_list(*, ctx: TenantContext, f: SupplyFilter | None = None) -> QuerySet[Supply]:
     f = f or SupplyFilter()
-    qs = Supply.objects.for_tenant(ctx).select_related("device", "device__customer", "device__site")
+    qs = Supply.objects.for_tenant(ctx).select_related(
+        "device", "device__customer", "device__site", "forecast"
+    )
     if f.kind:
         qs = qs.filter(kind=f.kind)
     if f.color:

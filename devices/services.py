@@ -526,6 +526,10 @@ def batch_followup(*, batch_pk: int) -> bool:
             ).values_list("pk", flat=True)[:1000]
         )
         alerts_notify(alert_ids=alert_ids)
+        # Forecasts, low-supply alerts and reorders (orders app); its sweep covers a lost task.
+        from orders.supply_services import supplies_evaluate_enqueue
+
+        supplies_evaluate_enqueue(customer_id=batch.customer_id)
     return True
 
 

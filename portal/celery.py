@@ -26,5 +26,9 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "devices.tasks.telemetry_followup_sweep_task",
         "schedule": crontab(minute="*/2"),
     },
+    "orders-sweep": {
+        "task": "orders.tasks.orders_sweep_task",
+        "schedule": crontab(minute="*/2"),
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

@@ -12,6 +12,9 @@ from portal.tenancy import ADMIN_ROLES, CUSTOMER_ROLES, RESELLER_ROLES, Role, Te
 EVERYONE = frozenset(Role) - {Role.SYSTEM}
 RESELLER_SIDE = RESELLER_ROLES | {Role.OPERATOR}
 FINANCE = frozenset({Role.RESELLER_ADMIN, Role.RESELLER_FINANCE, Role.OPERATOR})
+REORDER_POLICY_EDITORS = frozenset(
+    {Role.OPERATOR, Role.RESELLER_ADMIN, Role.RESELLER_SUPPORT, Role.CUSTOMER_ADMIN}
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ SECTIONS: list[tuple[str, list[Link]]] = [
             Link("Users", "user-list", ADMIN_ROLES),
             Link("API tokens", "api-token-list", ADMIN_ROLES),
             Link("Audit log", "audit-list", ADMIN_ROLES),
+            Link("Reorder policies", "policy-list", REORDER_POLICY_EDITORS),
+            Link("Emails", "email-list", EVERYONE),
         ],
     ),
 ]

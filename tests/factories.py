@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import factory
@@ -255,3 +256,67 @@ def credential_for_isolation(
         site_id=site.pk,
     )
     return {"credential": credential}
+
+
+# --- Orders: catalog, policies, alerts, emails and orders ----------------------------------------
+
+
+class ProductFactory(TenantFactory):
+    class Meta:
+        model = "orders.Product"
+
+    reseller = factory.SubFactory(ResellerFactory)
+    sku = factory.Sequence(lambda n: f"SKU-{n:05d}")
+    part_number = factory.Sequence(lambda n: f"PN{n:05d}")
+    name = factory.LazyAttribute(lambda o: f"Toner {o.sku}")
+    kind = "toner"
+    color = "black"
+    rated_yield = 10000
+    price = factory.LazyFunction(lambda: Decimal("89.90"))
+    currency = "EUR"
+
+
+def orders_for_isolation(*, reseller: Reseller, customer: Customer, site: Site) -> dict[str, Any]:
+    """Tenant A's catalog product, policy, order, low-supply alert and email, for the matrix."""
+    from orders.models import EmailLog, Order, OrderLine, ReorderPolicy, SupplyAlert
+
+    product = ProductFactory(
+        reseller=reseller, sku="ZZALPHA-SKU-1", name="zzalpha toner", part_number="ZZALPHA-PN"
+    )
+    device = DeviceFactory(site=site, serial="ZZALPHA-SERIAL-ORD", name="zzalpha back office")
+    supply = SupplyFactory(device=device, description="zzalpha cyan toner", percent=5.0)
+    policy = ReorderPolicy.unscoped.create(reseller=reseller, customer=customer)
+    order = Order.unscoped.create(
+        reseller=reseller, customer=customer, site=site, currency="EUR", note="zzalpha order"
+    )
+    OrderLine.unscoped.create(
+        reseller=reseller,
+        order=order,
+        product=product,
+        supply=supply,
+        unit_price=Decimal("10.00"),
+        line_total=Decimal("10.00"),
+    )
+    alert = SupplyAlert.unscoped.create(
+        reseller=reseller,
+        supply=supply,
+        device=device,
+        customer=customer,
+        status=SupplyAlert.Status.SENT,
+        reason=SupplyAlert.Reason.REORDER_POINT,
+    )
+    email = EmailLog.unscoped.create(
+        reseller=reseller,
+        customer=customer,
+        recipient="zzalpha-contact@alpha-secret.test",
+        subject="zzalpha low toner",
+        body="zzalpha",
+        kind=EmailLog.Kind.SUPPLY_LOW,
+    )
+    return {
+        "product": product,
+        "policy": policy,
+        "order": order,
+        "supply_alert": alert,
+        "email": email,
+    }

@@ -108,6 +108,11 @@ OBJECT_KWARGS = {
     "collector_id": "credential",
     "supply_id": "supply",
     "alert_id": "alert",
+    "order_id": "order",
+    "product_id": "product",
+    "policy_id": "policy",
+    "email_id": "email",
+    "supply_alert_id": "supply_alert",
 }
 # URL kwargs that are secrets or keys (links from emails): tenant B cannot know A's, so they get
 # a random value and the route must not reveal anything for it.
@@ -250,7 +255,10 @@ def check_isolation(alpha: AlphaData, routes: list[Route]) -> list[Breach]:
                     response = getattr(client, method)(path, "{}", content_type="application/json")
                 else:
                     response = getattr(client, method)(path)
-                body = response.content.decode(errors="replace")
+                raw = (
+                    b"".join(response.streaming_content) if response.streaming else response.content
+                )
+                body = raw.decode(errors="replace")
                 leaked = [k for k, v in SECRETS.items() if v.lower() in body.lower()]
                 if not leaked and MARKER in body.lower():
                     leaked = ["data"]

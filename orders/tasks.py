@@ -1,0 +1,36 @@
+"""Celery tasks of the orders app: thin, idempotent (each service claims its work or derives it
+from stored readings), retried only for transient errors."""
+
+from celery import shared_task
+
+from orders import services, supply_services
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def supplies_evaluate_task(*, device_ids: list[int]) -> int:
+    return supply_services.supplies_evaluate(device_ids=device_ids)
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def supplies_evaluate_pending_task(*, customer_id: int | None = None) -> int:
+    return supply_services.supplies_evaluate_pending(customer_id=customer_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def supply_alert_notify_task(*, alert_id: int) -> bool:
+    return supply_services.supply_alert_notify(alert_id=alert_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=180)
+def emails_send_task(*, email_ids: list[int]) -> int:
+    return services.emails_send(email_ids=email_ids)
+
+
+@shared_task(acks_late=True, soft_time_limit=540, time_limit=600)
+def orders_sweep_task() -> int:
+    """Re-derive what a lost task left undone: evaluations, alert notifications, emails."""
+    return (
+        supply_services.supplies_evaluate_pending()
+        + supply_services.supply_alerts_notify_sweep()
+        + services.emails_send_sweep()
+    )

@@ -1,0 +1,88 @@
+"""Races that only a real database can decide: two people ordering the same replenishment at
+once, and two workers claiming the same low-supply email. PostgreSQL, real connections."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.db import connection
+
+from orders import services, supply_services
+from orders.models import Order, OrderLine, SupplyAlert
+from portal.errors import ConflictError
+from portal.tenancy import Role, TenantContext
+from tests.orders.conftest import customer_member, daily
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def race(*calls: Callable[[], Any]) -> list[Any]:
+    """Run each call in its own thread and connection, released together by a barrier."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int, call: Callable[[], Any]) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[i] = call()
+        except Exception as exc:
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return results
+
+
+def test_two_users_ordering_the_same_replenishment_make_one_line(tenant, bob, supply, product):
+    buyer = customer_member(tenant, Role.CUSTOMER_BUYER, "buyer@customer.test")
+
+    def order_as(user: Any, role: Role) -> Callable[[], Order]:
+        ctx = TenantContext(
+            reseller=tenant.reseller, role=role, customer=tenant.customer, user=user
+        )
+        return lambda: services.order_create(
+            ctx=ctx,
+            site_id=tenant.site.pk,
+            lines=[services.LineIn(product_id=product.pk, supply_id=supply.pk)],
+            submit=True,
+        )
+
+    for _ in range(5):  # a few rounds: each must end with exactly one open line
+        results = race(order_as(bob, Role.CUSTOMER_ADMIN), order_as(buyer, Role.CUSTOMER_BUYER))
+
+        placed = [r for r in results if isinstance(r, Order)]
+        refused = [r for r in results if isinstance(r, ConflictError)]
+        assert len(placed) == 1, results
+        assert len(refused) == 1, results
+        assert refused[0].code == "replenishment_on_order"
+        assert OrderLine.unscoped.filter(supply=supply, is_open=True).count() == 1
+        services.order_transition(
+            ctx=TenantContext(
+                reseller=tenant.reseller, role=Role.CUSTOMER_ADMIN, customer=tenant.customer
+            ),
+            order_id=placed[0].pk,
+            to="cancelled",
+        )
+    assert Order.unscoped.count() == 5
+
+
+def test_two_workers_claiming_one_alert_send_its_email_once(tenant, supply, product, report):
+    report(*daily(20, 1, 10))
+    supply_services.supplies_evaluate(device_ids=[supply.device_id])  # commits; tasks eager
+    SupplyAlert.unscoped.update(status="armed", sent_at=None)
+    mail.outbox.clear()
+    alert = SupplyAlert.unscoped.get()
+
+    results = race(*(lambda: supply_services.supply_alert_notify(alert_id=alert.pk),) * 4)
+
+    assert sorted(results) == [False, False, False, True]
+    assert len(mail.outbox) == 2
