@@ -24,14 +24,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "collector" / "src"), str(REPO / "tests" / "collector")]
+sys.path.insert(0, str(REPO))  # run as a script: the repository's packages, tests included
 
-import snmpsim_server  # noqa: E402
 from inkmeter_collector import cli, config  # noqa: E402
 from inkmeter_collector.outbox import Batch, Outbox  # noqa: E402
 from inkmeter_collector.poll import poll  # noqa: E402
 from inkmeter_collector.snmp import Credentials, SnmpClient, Target  # noqa: E402
 from inkmeter_collector.upload import Portal  # noqa: E402
+
+from tests.collector import snmpsim_server  # noqa: E402
 
 SHARED = Path(os.environ.get("INKMETER_SHARED") or REPO.parent / "shared")
 RECORDINGS = SHARED / "printers" / "snmprec"

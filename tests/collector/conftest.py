@@ -8,43 +8,21 @@ skip otherwise.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-COLLECTOR_SRC = REPO / "collector" / "src"
-if str(COLLECTOR_SRC) not in sys.path:
-    # Lets the tests run from a clone where the collector is not pip-installed.
-    sys.path.insert(0, str(COLLECTOR_SRC))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import snmpsim_server  # noqa: E402
-from portal_stub import StubPortal  # noqa: E402
-
-SHARED = Path(os.environ.get("INKMETER_SHARED") or Path(__file__).resolve().parents[3] / "shared")
-PRINTERS = SHARED / "printers"
-SNMP_PORT = 1161
-MAIN_ADDRESS = "127.0.0.1"
-SWEEP_ADDRESSES = ("127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.1.4")
-
-
-def require_service(reason: str) -> None:
-    """Fail where services are promised (CI), skip elsewhere."""
-    if os.environ.get("INKMETER_REQUIRE_SERVICES") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def expected_printers() -> dict[str, dict[str, object]]:
-    path = PRINTERS / "expected.json"
-    if not path.exists():
-        return {}
-    data: dict[str, dict[str, object]] = json.loads(path.read_text(encoding="utf-8"))
-    return data
+from tests.collector import snmpsim_server
+from tests.collector.portal_stub import StubPortal
+from tests.collector.support import (
+    MAIN_ADDRESS,
+    PRINTERS,
+    SHARED,
+    SNMP_PORT,
+    SWEEP_ADDRESSES,
+    expected_printers,
+    require_service,
+)
 
 
 @pytest.fixture(scope="session")

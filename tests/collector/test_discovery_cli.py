@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from conftest import COLLECTOR_SRC
 from inkmeter_collector import discovery
 from inkmeter_collector.outbox import Outbox
 from inkmeter_collector.snmp import Credentials, SnmpClient
-from portal_stub import KEY_ID, SECRET, StubPortal
+
+from tests.collector.portal_stub import KEY_ID, SECRET, StubPortal
+from tests.collector.support import COLLECTOR_SRC
 
 
 def test_sweep_finds_exactly_the_served_printers(snmpsim: dict[str, Any]) -> None:

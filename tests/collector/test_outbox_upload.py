@@ -12,13 +12,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import snmprec
-from conftest import COLLECTOR_SRC, PRINTERS
 from inkmeter_collector import cli, config
 from inkmeter_collector.outbox import Outbox
 from inkmeter_collector.printer import parse_printer, to_snapshot
 from inkmeter_collector.upload import Backoff, Portal, flush
-from portal_stub import KEY_ID, SECRET, StubPortal
+
+from tests.collector import snmprec
+from tests.collector.portal_stub import KEY_ID, SECRET, StubPortal
+from tests.collector.support import COLLECTOR_SRC, PRINTERS
 
 WITH_SERIALS = ("sharp.snmprec", "ricoh_mpc3002.snmprec", "printmaster_kyocera-cs-4053ci.snmprec")
 NO_DELAY = Backoff(base_s=0, max_s=0, jitter=0)

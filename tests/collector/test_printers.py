@@ -9,11 +9,12 @@ from typing import Any
 
 import jsonschema
 import pytest
-import snmprec
-from conftest import PRINTERS, expected_printers
 from inkmeter_collector.poll import poll
 from inkmeter_collector.printer import PrinterReading, parse_printer, to_snapshot
 from inkmeter_collector.snmp import Credentials, SnmpClient, Target
+
+from tests.collector import snmprec
+from tests.collector.support import PRINTERS, expected_printers
 
 FILES = sorted(expected_printers())
 

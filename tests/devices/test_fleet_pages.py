@@ -503,7 +503,7 @@ def test_dashboard_fleet_figures_are_exact(
 
     def stat(name: str) -> str:
         block = body[body.index(f'id="stat-{name}"') :]
-        return re.search(r'<div class="value">(\d+)', block).group(1)  # type: ignore[union-attr]
+        return re.search(r'<div class="value">(\d+)', block).group(1)
 
     assert stat("devices") == "2"  # idle and error online; of 4
     assert '<span class="of"> / 4</span>' in body
