@@ -131,7 +131,9 @@ def device_forecast_list(*, ctx: TenantContext, device_id: int) -> dict[int, Sup
 def replacement_list(
     *, ctx: TenantContext, device_id: int | None = None
 ) -> QuerySet[CartridgeReplacement]:
-    qs = CartridgeReplacement.objects.for_tenant(ctx).select_related("supply", "device", "product")
+    qs = CartridgeReplacement.objects.for_tenant(ctx).select_related(
+        "supply", "device", "device__site", "customer", "product"
+    )
     if device_id is not None:
         qs = qs.filter(device_id=device_id)
     return qs.order_by("-detected_at", "-pk")

@@ -264,7 +264,12 @@ def _replacement_record(
                     "pages_at_install": pages_at_install,
                     "pages_at_removal": pages_at_removal,
                     "pages_yielded": yielded,
-                    "rated_yield": product.rated_yield if product else None,
+                    # Pages are compared with pages; an ink's rating in ml is not a page yield.
+                    "rated_yield": (
+                        product.rated_yield
+                        if product and product.yield_unit == Product.YieldUnit.PAGES
+                        else None
+                    ),
                     "product": product,
                     "is_genuine": supply.is_genuine,
                 },

@@ -23,6 +23,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         views.supply_alert_rearm,
         name="supply-alert-rearm",
     ),
+    path("supplies/replacements/", views.replacement_list, name="replacement-list"),
     path("emails/", views.email_list, name="email-list"),
     path("emails/<int:email_id>/", views.email_detail, name="email-detail"),
 ]

@@ -356,6 +356,12 @@ def supply_alert_rearm(request: Any, supply_alert_id: int) -> HttpResponse:
 
 
 @tenant_view()
+def replacement_list(request: Any) -> HttpResponse:
+    page = paginate(request, selectors.replacement_list(ctx=request.ctx))
+    return render(request, "orders/replacement_list.html", {"page": page})
+
+
+@tenant_view()
 def email_list(request: Any) -> HttpResponse:
     kind = request.GET.get("kind", "")
     if kind not in EmailLog.Kind.values:

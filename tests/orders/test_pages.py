@@ -225,3 +225,71 @@ def test_emails_are_listed_for_the_tenant_and_preferences_are_kept(
     assert dict(
         NotificationPreference.unscoped.filter(user=bob).values_list("kind", "is_enabled")
     ) == {"supply_low": False, "printer_critical": False, "order_status": True}
+
+
+def test_the_replacements_page_shows_the_yield_against_the_rated_one(
+    tenant, bob, supply, product, report, login
+):
+    start = now() - timedelta(days=20)
+    report((start, 100.0), pages=50_000)
+    report((start + timedelta(days=1), 100.0), serial="CART-2", pages=50_100)
+    report((start + timedelta(days=5), 40.0), pages=56_000)
+    report((start + timedelta(days=9), 98.0), serial="CART-3", pages=59_850)
+    evaluate(supply.device)
+
+    body = login(bob).get("/supplies/replacements/").content.decode()
+
+    rows = re.findall(r"<tr>.*?</tr>", body, flags=re.S)[1:]
+    assert len(rows) == 2
+    newest, oldest = rows
+    assert "40% → 98%" in newest
+    assert re.search(r">9750<.*>13000<.*>75%<", newest, flags=re.S)
+    assert "CART-3" in newest
+    assert "unknown" in oldest  # the first cartridge's install was never seen
+
+
+def _queries(client, path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(path).status_code == 200
+    return len(captured)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/orders/", "/orders/suggested/", "/emails/", "/supplies/replacements/", "/catalog/"],
+)
+def test_list_pages_cost_the_same_queries_for_two_rows_or_twelve(
+    tenant, alice, device, product, login, path, django_capture_on_commit_callbacks
+):
+    from orders import services
+
+    client = login(alice)
+
+    def add_rows(n):
+        for i in range(n):
+            supply = SupplyFactory(device=device, part_number="W2120X", percent=5.0)
+            for day in range(2):
+                SupplyReadingFactory(
+                    device=device,
+                    supply_key=supply.supply_key,
+                    collected_at=now() - timedelta(days=2 - day),
+                    percent=100.0 if day else 8.0,
+                    serial=f"S{i}-{day}",
+                )
+            services.order_create(
+                ctx=tenant.ctx(),
+                site_id=tenant.site.pk,
+                lines=[services.LineIn(product_id=product.pk)],
+                submit=True,
+            )
+        evaluate(device, capture=django_capture_on_commit_callbacks)
+
+    add_rows(2)
+    few = _queries(client, path)
+    add_rows(10)
+    many = _queries(client, path)
+
+    assert few == many

@@ -396,3 +396,16 @@ def test_a_replacement_deep_in_a_backlog_of_readings_is_still_found(
     forecast = forecast_of(supply)
     assert forecast.cartridge_since == jump_at
     assert forecast.slope_per_day == pytest.approx(-2.4)
+
+
+def test_an_ink_rated_in_ml_has_no_page_yield_to_compare(
+    tenant, supply, report, django_capture_on_commit_callbacks
+):
+    ProductFactory(reseller=tenant.reseller, part_number="W2120X", rated_yield=130, yield_unit="ml")
+    start = now() - timedelta(days=5)
+    report((start, 30.0), pages=1_000)
+    report((start + timedelta(days=1), 99.0), serial="CART-9", pages=1_400)
+
+    evaluate(supply.device, django_capture_on_commit_callbacks)
+
+    assert CartridgeReplacement.unscoped.get(supply=supply).rated_yield is None
