@@ -11,7 +11,7 @@ from django.db import transaction
 
 from accounts import selectors as account_selectors
 from accounts.models import Reseller
-from orders import selectors, services, supply_services
+from orders import catalog_services, selectors, services, supply_services
 from orders.models import Order
 from portal.tenancy import Role, TenantContext
 
@@ -138,7 +138,7 @@ def seed_demo_supplies(reseller: Reseller) -> dict[str, int]:
         for sku, part, name, kind, color, rated, unit, models, price in CATALOG:
             if sku in existing:
                 continue
-            services.product_create(
+            catalog_services.product_create(
                 ctx=system,
                 sku=sku,
                 part_number=part,
@@ -157,7 +157,7 @@ def seed_demo_supplies(reseller: Reseller) -> dict[str, int]:
             return created
         customer = customers[0]
         if not selectors.policy_list(ctx=system, customer_id=customer.pk).exists():
-            services.policy_set(
+            catalog_services.policy_set(
                 ctx=system,
                 customer_id=customer.pk,
                 threshold_percent=15,

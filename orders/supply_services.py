@@ -21,8 +21,8 @@ from django.utils.timezone import now
 
 from accounts.models import Reseller
 from devices.models import Alert, CounterReading, Device, Supply, SupplyReading
+from orders import catalog_services, email_services, services
 from orders import forecast as fc
-from orders import services
 from orders.models import (
     CartridgeReplacement,
     EmailLog,
@@ -34,7 +34,8 @@ from orders.models import (
     SupplyForecast,
     SupplyProductMapping,
 )
-from portal.errors import ConflictError
+from orders.roles import ORDERING_ROLES, require
+from portal.errors import ConflictError, NotFoundError
 from portal.tenancy import TenantContext
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,9 @@ def _device_evaluate(device_id: int) -> int:
             device_id=device_id, cleared_at=None, severity=Alert.Severity.CRITICAL
         )
     )
-    policy = services.policy_effective(ctx=ctx, customer_id=device.customer_id, device_id=device.pk)
+    policy = catalog_services.policy_effective(
+        ctx=ctx, customer_id=device.customer_id, device_id=device.pk
+    )
     for supply in supplies:
         with transaction.atomic():
             _supply_evaluate(
@@ -142,7 +145,7 @@ def _supply_evaluate(
     products: list[Product],
     mappings: dict[tuple, int],
     criticals: list[Alert],
-    policy: services.EffectivePolicy,
+    policy: catalog_services.EffectivePolicy,
 ) -> None:
     moment = now()
     since = previous.cartridge_since if previous and previous.cartridge_since else None
@@ -211,7 +214,7 @@ def _reorder_reason(
     supply: Supply,
     result: fc.Forecast,
     criticals: list[Alert],
-    policy: services.EffectivePolicy,
+    policy: catalog_services.EffectivePolicy,
 ) -> str | None:
     if _critical_for(supply, criticals):
         return SupplyAlert.Reason.CRITICAL
@@ -291,7 +294,7 @@ def _alert_raise(
     result: fc.Forecast,
     reason: str,
     product: Product | None,
-    policy: services.EffectivePolicy,
+    policy: catalog_services.EffectivePolicy,
 ) -> None:
     if SupplyAlert.unscoped.filter(supply=supply).exclude(status="closed").exists():
         return
@@ -319,7 +322,7 @@ def _order_automatic(
     device: Device,
     supply: Supply,
     product: Product,
-    policy: services.EffectivePolicy,
+    policy: catalog_services.EffectivePolicy,
 ) -> None:
     if OrderLine.unscoped.filter(supply=supply, is_open=True).exists():
         return
@@ -367,7 +370,7 @@ def supply_alert_notify(*, alert_id: int) -> bool:
         )
         site = alert.device.site
         recipients = [site.contact_email] if site.contact_email else []
-        recipients += services.customer_recipients(
+        recipients += email_services.customer_recipients(
             reseller_id=alert.reseller_id, customer_id=alert.customer_id, kind=kind
         )
         reseller: Reseller = alert.reseller
@@ -385,7 +388,7 @@ def supply_alert_notify(*, alert_id: int) -> bool:
             "forecast": forecast,
             "url": settings.SITE_URL + reverse("order-create") + f"?supply_id={supply.pk}",
         }
-        services.emails_queue(
+        email_services.emails_queue(
             reseller_id=alert.reseller_id,
             customer_id=alert.customer_id,
             recipients=recipients,
@@ -400,12 +403,10 @@ def supply_alert_notify(*, alert_id: int) -> bool:
 
 def supply_alert_rearm(*, ctx: TenantContext, alert_id: int) -> SupplyAlert:
     """Close a sent alert so that the next evaluation at the reorder point emails again."""
-    services._require(ctx, services.ORDERING_ROLES, "re-arm alerts")
+    require(ctx, ORDERING_ROLES, "re-arm alerts")
     with transaction.atomic():
         alert = SupplyAlert.objects.for_tenant(ctx).select_for_update().filter(pk=alert_id).first()
         if alert is None:
-            from portal.errors import NotFoundError
-
             raise NotFoundError("No such alert.")
         if alert.status != SupplyAlert.Status.SENT:
             raise ConflictError(

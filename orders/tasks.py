@@ -3,7 +3,7 @@ from stored readings), retried only for transient errors."""
 
 from celery import shared_task
 
-from orders import services, supply_services
+from orders import email_services, supply_services
 
 
 @shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
@@ -23,7 +23,7 @@ def supply_alert_notify_task(*, alert_id: int) -> bool:
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=180)
 def emails_send_task(*, email_ids: list[int]) -> int:
-    return services.emails_send(email_ids=email_ids)
+    return email_services.emails_send(email_ids=email_ids)
 
 
 @shared_task(acks_late=True, soft_time_limit=540, time_limit=600)
@@ -32,5 +32,5 @@ def orders_sweep_task() -> int:
     return (
         supply_services.supplies_evaluate_pending()
         + supply_services.supply_alerts_notify_sweep()
-        + services.emails_send_sweep()
+        + email_services.emails_send_sweep()
     )

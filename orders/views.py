@@ -14,7 +14,7 @@ from django.utils.timezone import now
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from orders import selectors, services, supply_services
+from orders import catalog_services, selectors, services, supply_services
 from orders.forms import (
     OrderForm,
     PolicyForm,
@@ -230,7 +230,7 @@ def product_create(request: Any) -> HttpResponse:
     form = ProductForm(request.POST or None, initial={"currency": "EUR", "is_active": True})
     if request.method == "POST" and form.is_valid():
         try:
-            product = services.product_create(ctx=request.ctx, **_product_data(form))
+            product = catalog_services.product_create(ctx=request.ctx, **_product_data(form))
         except DomainError as error:
             form_error(form, error)
         else:
@@ -247,7 +247,9 @@ def product_edit(request: Any, product_id: int) -> HttpResponse:
     form = ProductForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            services.product_update(ctx=request.ctx, product_id=product.pk, **_product_data(form))
+            catalog_services.product_update(
+                ctx=request.ctx, product_id=product.pk, **_product_data(form)
+            )
         except DomainError as error:
             form_error(form, error)
         else:
@@ -274,7 +276,9 @@ def mapping_create(request: Any, supply_id: int) -> HttpResponse:
     if not product_id.isdigit():
         messages.error(request, "Choose a product.")
         return redirect("mapping-list")
-    services.mapping_remember(ctx=request.ctx, supply_id=supply.pk, product_id=int(product_id))
+    catalog_services.mapping_remember(
+        ctx=request.ctx, supply_id=supply.pk, product_id=int(product_id)
+    )
     messages.success(request, "Mapping remembered for every supply like this one.")
     return redirect("mapping-list")
 
@@ -302,7 +306,7 @@ def policy_list(request: Any) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            services.policy_set(
+            catalog_services.policy_set(
                 ctx=ctx,
                 customer_id=data["customer"],
                 device_id=data["device"],
@@ -322,7 +326,7 @@ def policy_list(request: Any) -> HttpResponse:
         "customers_without": customers.exclude(
             pk__in=[p.customer_id for p in selectors.policy_list(ctx=ctx) if not p.device_id]
         ),
-        "defaults": services.DEFAULT_POLICY,
+        "defaults": catalog_services.DEFAULT_POLICY,
     }
     return render(request, "orders/policy_list.html", context)
 
@@ -331,7 +335,7 @@ def policy_list(request: Any) -> HttpResponse:
 @require_POST
 def policy_delete(request: Any, policy_id: int) -> HttpResponse:
     try:
-        services.policy_delete(ctx=request.ctx, policy_id=policy_id)
+        catalog_services.policy_delete(ctx=request.ctx, policy_id=policy_id)
     except NotFoundError:
         raise
     except DomainError as error:
@@ -382,7 +386,7 @@ def preference_edit(request: Any) -> HttpResponse:
     ctx = request.ctx
     form = PreferenceForm(request.POST or None, current=selectors.preference_map(ctx=ctx))
     if request.method == "POST" and form.is_valid():
-        services.preferences_set(ctx=ctx, choices=form.cleaned_data)
+        catalog_services.preferences_set(ctx=ctx, choices=form.cleaned_data)
         messages.success(request, "Email preferences saved.")
         return redirect("preference-edit")
     return render(request, "orders/preference_form.html", {"form": form})

@@ -9,9 +9,9 @@ import io
 import pytest
 from django.core import mail
 
-from orders import services
+from orders import catalog_services, services
 from orders.models import EmailLog, Order, OrderEvent, OrderLine
-from portal.errors import ConflictError, DomainError, PermissionDeniedError
+from portal.errors import ConflictError, DomainError, NotFoundError, PermissionDeniedError
 from portal.tenancy import Role, TenantContext
 from tests.factories import CustomerFactory, SiteFactory
 from tests.orders.conftest import customer_member
@@ -198,7 +198,7 @@ def test_the_page_shows_the_refusal_and_the_order_stays_as_it_was(tenant, bob, p
 def test_a_buyers_order_waits_for_the_customer_admin_when_approval_is_on(
     tenant, bob, product, django_capture_on_commit_callbacks
 ):
-    services.policy_set(
+    catalog_services.policy_set(
         ctx=tenant.ctx(),
         customer_id=tenant.customer.pk,
         threshold_percent=15,
@@ -280,7 +280,7 @@ def test_a_customer_sees_only_its_own_orders(tenant, bob, alice, product, login)
     assert theirs.number not in listing
     assert "Sibling depot" not in listing
     assert client.get(f"/orders/{theirs.pk}/").status_code == 404
-    with pytest.raises(services.NotFoundError):
+    with pytest.raises(NotFoundError):
         services.order_create(
             ctx=ctx_for(tenant, bob, Role.CUSTOMER_ADMIN),
             site_id=sibling_site.pk,

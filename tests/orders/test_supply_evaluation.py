@@ -10,7 +10,7 @@ import pytest
 from django.core import mail
 from django.utils.timezone import now
 
-from orders import services, supply_services, tasks
+from orders import catalog_services, services, supply_services, tasks
 from orders.models import (
     CartridgeReplacement,
     EmailLog,
@@ -19,6 +19,7 @@ from orders.models import (
     SupplyAlert,
     SupplyForecast,
 )
+from portal.errors import ConflictError
 from portal.tenancy import Role, TenantContext
 from tests.factories import AlertFactory, DeviceFactory, ProductFactory, SupplyFactory
 from tests.orders.conftest import MODEL, daily
@@ -102,7 +103,7 @@ def test_a_user_who_opted_out_gets_no_low_supply_email(
     ctx = TenantContext(
         reseller=tenant.reseller, role=Role.CUSTOMER_ADMIN, customer=tenant.customer, user=bob
     )
-    services.preference_set(ctx=ctx, kind="supply_low", is_enabled=False)
+    catalog_services.preference_set(ctx=ctx, kind="supply_low", is_enabled=False)
     report(*daily(20, 1, 10))
 
     evaluate(supply.device, django_capture_on_commit_callbacks)
@@ -150,7 +151,7 @@ def test_a_coarse_printer_falls_back_to_the_threshold(
 def test_the_lead_time_raises_the_alert_before_the_threshold(
     tenant, supply, product, report, django_capture_on_commit_callbacks
 ):
-    services.policy_set(
+    catalog_services.policy_set(
         ctx=tenant.ctx(),
         customer_id=tenant.customer.pk,
         threshold_percent=5,
@@ -167,14 +168,14 @@ def test_the_lead_time_raises_the_alert_before_the_threshold(
 
 def test_a_device_override_beats_the_customer_policy(tenant, supply, product):
     ctx = tenant.ctx()
-    services.policy_set(
+    catalog_services.policy_set(
         ctx=ctx,
         customer_id=tenant.customer.pk,
         threshold_percent=20,
         lead_time_days=5,
         mode="draft",
     )
-    services.policy_set(
+    catalog_services.policy_set(
         ctx=ctx,
         customer_id=tenant.customer.pk,
         device_id=supply.device_id,
@@ -183,17 +184,19 @@ def test_a_device_override_beats_the_customer_policy(tenant, supply, product):
         mode="alert",
     )
 
-    policy = services.policy_effective(
+    policy = catalog_services.policy_effective(
         ctx=ctx, customer_id=tenant.customer.pk, device_id=supply.device_id
     )
-    other = services.policy_effective(ctx=ctx, customer_id=tenant.customer.pk, device_id=None)
+    other = catalog_services.policy_effective(
+        ctx=ctx, customer_id=tenant.customer.pk, device_id=None
+    )
 
     assert (policy.threshold_percent, policy.lead_time_days, policy.mode) == (8, 3, "alert")
     assert (other.threshold_percent, other.lead_time_days, other.mode) == (20, 5, "draft")
 
 
 def test_defaults_apply_without_a_policy(tenant):
-    policy = services.policy_effective(ctx=tenant.ctx(), customer_id=tenant.customer.pk)
+    policy = catalog_services.policy_effective(ctx=tenant.ctx(), customer_id=tenant.customer.pk)
 
     assert (policy.threshold_percent, policy.lead_time_days, policy.mode) == (15, 7, "alert")
 
@@ -279,7 +282,7 @@ def test_only_a_sent_alert_can_be_re_armed(tenant, supply, product, report):
     supply_services.supplies_evaluate(device_ids=[supply.device_id])
     alert = SupplyAlert.unscoped.get(supply=supply)
 
-    with pytest.raises(services.ConflictError) as refused:
+    with pytest.raises(ConflictError) as refused:
         supply_services.supply_alert_rearm(ctx=tenant.ctx(), alert_id=alert.pk)
 
     assert refused.value.code == "alert_not_sent"
@@ -308,7 +311,7 @@ def test_a_critical_printer_alert_on_the_supply_raises_the_alert(
 def test_the_policy_mode_drafts_or_submits_one_order(
     tenant, supply, product, report, django_capture_on_commit_callbacks, mode, status
 ):
-    services.policy_set(
+    catalog_services.policy_set(
         ctx=tenant.ctx(),
         customer_id=tenant.customer.pk,
         threshold_percent=15,
@@ -341,7 +344,7 @@ def test_matching_by_model_and_colour_then_by_remembered_mapping(
     assert (forecast_of(cyan).product, forecast_of(cyan).match) == (cyan_product, "model_color")
     assert forecast_of(odd).product is None
 
-    services.mapping_remember(ctx=tenant.ctx(), supply_id=odd.pk, product_id=magenta.pk)
+    catalog_services.mapping_remember(ctx=tenant.ctx(), supply_id=odd.pk, product_id=magenta.pk)
     same_kind = SupplyFactory(
         device=DeviceFactory(site=tenant.site, model=MODEL),
         supply_key="toner-x",
