@@ -5,12 +5,21 @@ signed gzip batches of 100 snapshots (8 supplies, 12 counters each) from concurr
 over loopback, and prints snapshots per second and batch latency beside the raw bound: the same
 rows inserted by PostgreSQL COPY in the same run.
 
+The sender shares the machine's cores with the server and the database, so it is kept cheap:
+batches are encoded before the server starts and signed just before the timed phase (the
+signature's timestamp must be within 300 s of the server's clock), and each sender is one
+thread with one http.client connection. CPU seconds per batch of the server's workers, the
+database backends and the sender are printed too: on a shared machine they say where the time
+goes when the wall-clock rate does not.
+
     .venv/bin/python benchmarks/ingest.py [--senders 4] [--batches 40] [--workers 4]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import signal
 import socket
@@ -111,7 +120,7 @@ def batches_build(sender: int, count: int) -> list[bytes]:
     return bodies[:count]
 
 
-def server_start(port: int, workers: int) -> subprocess.Popen[bytes]:
+def server_start(port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
         [
             str(ROOT / ".venv/bin/gunicorn"),
@@ -120,6 +129,7 @@ def server_start(port: int, workers: int) -> subprocess.Popen[bytes]:
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
+            *(["--threads", str(threads)] if threads > 1 else []),
             "--log-level",
             "warning",
         ],
@@ -137,8 +147,24 @@ def server_start(port: int, workers: int) -> subprocess.Popen[bytes]:
     raise SystemExit("gunicorn did not start")
 
 
-def send_all(port: int, keys: list[tuple[str, str]], bodies: list[list[bytes]]) -> dict[str, Any]:
-    from devices.simulator import http_sender
+Signed = tuple[dict[str, str], bytes]
+
+
+def batches_sign(key_id: str, secret: str, bodies: list[bytes]) -> list[Signed]:
+    from devices.simulator import TELEMETRY_PATH, signed_headers
+
+    signed = []
+    for body in bodies:
+        headers = signed_headers(
+            key_id=key_id, secret=secret, method="POST", path=TELEMETRY_PATH, body=body
+        )
+        headers |= {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        signed.append((headers, body))
+    return signed
+
+
+def send_all(port: int, batches: list[list[Signed]]) -> dict[str, Any]:
+    from devices.simulator import TELEMETRY_PATH
 
     latencies: list[float] = []
     failures: list[str] = []
@@ -146,25 +172,27 @@ def send_all(port: int, keys: list[tuple[str, str]], bodies: list[list[bytes]]) 
     lock = threading.Lock()
     deadline = time.monotonic() + TIME_LIMIT_S
 
-    def run(key_id: str, secret: str, mine: list[bytes]) -> None:
-        send = http_sender(url=f"http://127.0.0.1:{port}", key_id=key_id, secret=secret)
-        for body in mine:
+    def run(mine: list[Signed]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for headers, body in mine:
             if time.monotonic() > deadline:
                 return
             started = time.perf_counter()
-            status, answer = send(body)
+            conn.request("POST", TELEMETRY_PATH, body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
             elapsed = time.perf_counter() - started
+            if response.will_close:  # gunicorn's sync workers close after each answer
+                conn.close()
             with lock:
                 latencies.append(elapsed)
-                if status == 202:
-                    accepted[0] += answer["accepted"]
+                if response.status == 202:
+                    accepted[0] += json.loads(payload)["accepted"]
                 else:
-                    failures.append(f"{status} {answer}")
+                    failures.append(f"{response.status} {payload[:200]!r}")
+        conn.close()
 
-    threads = [
-        threading.Thread(target=run, args=(key_id, secret, mine))
-        for (key_id, secret), mine in zip(keys, bodies, strict=True)
-    ]
+    threads = [threading.Thread(target=run, args=(mine,)) for mine in batches]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -176,6 +204,37 @@ def send_all(port: int, keys: list[tuple[str, str]], bodies: list[list[bytes]]) 
         "accepted": accepted[0],
         "failures": failures,
     }
+
+
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each process, from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return seconds
+
+
+def server_pids(server: subprocess.Popen[bytes]) -> tuple[list[int], list[int]]:
+    """The gunicorn workers (children of the arbiter) and the database backends of the bench."""
+    import psycopg
+
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    with psycopg.connect(DB_URL, autocommit=True) as conn:
+        backends = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [DB_NAME],
+        ).fetchall()
+    return [int(pid) for pid in children], [row[0] for row in backends]
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    # A process that started during the run (a new database connection) started from zero.
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 def copy_bound() -> dict[str, float]:
@@ -214,6 +273,7 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4, help="concurrent senders (max 16)")
     parser.add_argument("--batches", type=int, default=40, help="batches per sender (max 500)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
     senders = max(1, min(args.senders, 16))
@@ -224,12 +284,23 @@ def main() -> None:
     keys = tenants_create(senders)
     print(f"building {senders} x {per_sender} batches of 100 snapshots ...", flush=True)
     bodies = [batches_build(n, per_sender) for n in range(senders)]
-    server = server_start(args.port, args.workers)
+    server = server_start(args.port, args.workers, args.threads)
     try:
         # One batch per sender first, so that worker start-up is not in the figures.
-        warm = [[b[0]] for b in bodies]
-        send_all(args.port, keys, warm)
-        result = send_all(args.port, keys, [b[1:] for b in bodies])
+        send_all(
+            args.port, [batches_sign(k, s, b[:1]) for (k, s), b in zip(keys, bodies, strict=True)]
+        )
+        signed = [batches_sign(k, s, b[1:]) for (k, s), b in zip(keys, bodies, strict=True)]
+        workers, backends = server_pids(server)
+        before = _cpu_seconds(workers), _cpu_seconds(backends), time.process_time()
+        load = Path("/proc/loadavg").read_text().split()[0]
+        result = send_all(args.port, signed)
+        workers, backends = server_pids(server)
+        cpu = (
+            cpu_used(before[0], _cpu_seconds(workers)),
+            cpu_used(before[1], _cpu_seconds(backends)),
+            time.process_time() - before[2],
+        )
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -250,6 +321,12 @@ def main() -> None:
         f"raw COPY bound       {copy_rate:,.0f} snapshots/s "
         f"({bound['rows']:,} rows, {rows_per_snapshot:.0f} rows per snapshot, "
         f"{bound['rows'] / bound['seconds']:,.0f} rows/s)"
+    )
+    batches = max(len(latencies), 1)
+    print(
+        f"CPU per batch        gunicorn {cpu[0] / batches * 1000:.1f} ms, "
+        f"postgres {cpu[1] / batches * 1000:.1f} ms, sender {cpu[2] / batches * 1000:.1f} ms"
+        f"   (loadavg {load} at the start)"
     )
     if result["failures"]:
         print("failures:", result["failures"][:3])
