@@ -18,11 +18,27 @@ from django.utils.timezone import now
 from portal.tenancy import TenantModel
 
 
-def _reseller_fk_unindexed() -> Any:
+def _reseller_fk_unindexed(*, db_constraint: bool = True) -> Any:
     # Append-only reading tables are read by device (whose composite index leads the scan) and
     # never by reseller alone; a separate reseller index would only slow the COPY down.
     return models.ForeignKey(
-        "accounts.Reseller", on_delete=models.CASCADE, related_name="+", db_index=False
+        "accounts.Reseller",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=db_constraint,
+    )
+
+
+def _reading_device_fk() -> Any:
+    # No database constraint on a reading's device and reseller: ingestion writes readings only in
+    # the transaction that stores their snapshot, for the same device and reseller, and the
+    # snapshot's own keys are checked. A second check per reading (20 per snapshot, deferred to
+    # the commit) was the largest database cost of an ingest batch. Deletes still cascade through
+    # Django's collector; a batch committed between its reading and snapshot DELETEs can leave
+    # orphan readings of the deleted device, which no tenant-scoped query reaches.
+    return models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
 
 
@@ -276,10 +292,10 @@ class Snapshot(TenantModel):
 class CounterReading(TenantModel):
     """A cumulative counter's value at collected_at (append-only; usage is its growth)."""
 
-    reseller = _reseller_fk_unindexed()
+    reseller = _reseller_fk_unindexed(db_constraint=False)
     tenant_customer_field: ClassVar[str | None] = "device__customer"
 
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+", db_index=False)
+    device = _reading_device_fk()
     collected_at = models.DateTimeField()
     name = models.CharField(max_length=100)
     # Qualifiers: a counter is its name plus these ("" when not reported).
@@ -301,10 +317,10 @@ class CounterReading(TenantModel):
 class SupplyReading(TenantModel):
     """A supply's level at collected_at (append-only; forecasts read the series)."""
 
-    reseller = _reseller_fk_unindexed()
+    reseller = _reseller_fk_unindexed(db_constraint=False)
     tenant_customer_field: ClassVar[str | None] = "device__customer"
 
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+", db_index=False)
+    device = _reading_device_fk()
     supply_key = models.CharField(max_length=128)
     collected_at = models.DateTimeField()
     level = models.FloatField(null=True)
