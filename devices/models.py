@@ -347,9 +347,16 @@ class Supply(TenantModel):
         SOME_REMAINING = "some_remaining", "Some remaining"
         UNLIMITED = "unlimited", "Unlimited"
 
+    # Every ingest batch rewrites its devices' supply rows, and a changed level moves the row out
+    # of a HOT update, so each index costs an insert per supply per snapshot: the foreign keys
+    # get none of their own, as devices_supply_once leads with device and devices_supply_low
+    # with reseller.
+    reseller = _reseller_fk_unindexed()
     tenant_customer_field: ClassVar[str | None] = "device__customer"
 
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="supplies")
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="supplies", db_index=False
+    )
     supply_key = models.CharField(max_length=128)
     kind = models.CharField(max_length=16, blank=True)
     color = models.CharField(max_length=64, blank=True)
