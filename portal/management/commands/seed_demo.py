@@ -104,7 +104,8 @@ class Command(BaseCommand):
             operator = self._user("operator@inkmeter.demo", "Olli Operator", superuser=True)
             resellers = [self._reseller(spec) for spec in RESELLERS]
         fleet = "" if options["no_fleet"] else self._fleet(resellers[0], days=options["days"])
-        self._print_credentials(operator, fleet)
+        supplies = self._supplies(resellers[0])
+        self._print_credentials(operator, "\n".join(p for p in (fleet, supplies) if p))
 
     def _reseller(self, spec: dict[str, Any]) -> Reseller:
         # System code seeding every tenant: `unscoped` on purpose.
@@ -185,6 +186,13 @@ class Command(BaseCommand):
                 raise CommandError(f"the simulated fleet was refused: {report.failures[:3]}")
             reports.append(f"  {site_name}: {devices} printers, {report.accepted} snapshots")
         return "\n".join(["Simulated fleet:", *reports]) if reports else ""
+
+    def _supplies(self, reseller: Reseller) -> str:
+        """A catalog fitting the simulated printers, a reorder policy and an order per state."""
+        from orders.demo import seed_demo_supplies
+
+        counts = seed_demo_supplies(reseller)
+        return "Supplies: " + ", ".join(f"{n} {what}" for what, n in counts.items())
 
     def _print_credentials(self, operator: User, fleet: str) -> None:
         line = "-" * 72
