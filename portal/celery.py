@@ -30,5 +30,13 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "orders.tasks.orders_sweep_task",
         "schedule": crontab(minute="*/2"),
     },
+    "billing-statements-close": {
+        "task": "billing.tasks.statements_close_task",
+        "schedule": crontab(hour=1, minute=30),
+    },
+    "billing-stale-drafts-sweep": {
+        "task": "billing.tasks.statements_stale_sweep_task",
+        "schedule": crontab(minute=45),
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

@@ -320,3 +320,40 @@ def orders_for_isolation(*, reseller: Reseller, customer: Customer, site: Site) 
         "supply_alert": alert,
         "email": email,
     }
+
+
+def billing_for_isolation(*, reseller: Reseller, customer: Customer, site: Site) -> dict[str, Any]:
+    """Tenant A's price plan, contract with a printer, and a computed draft statement."""
+    from datetime import date
+
+    from billing import services, statement_services
+    from portal.tenancy import TenantContext
+
+    ctx = TenantContext.system(reseller=reseller)
+    device = DeviceFactory(site=site, serial="ZZALPHA-BILLED-1", name="zzalpha billed printer")
+    plan = services.plan_create(
+        ctx=ctx,
+        name="ZZALPHA-PLAN",
+        currency="EUR",
+        terms=services.plan_terms_demo(date(2025, 1, 1)),
+    )
+    contract = services.contract_create(
+        ctx=ctx,
+        customer_id=customer.pk,
+        plan_id=plan.pk,
+        reference="ZZALPHA-CONTRACT",
+        purchase_order="ZZALPHA-PO",
+        starts_on=date(2025, 1, 1),
+    )
+    membership = services.contract_device_add(
+        ctx=ctx, contract_id=contract.pk, device_id=device.pk, joined_on=date(2025, 1, 1)
+    )
+    statement = statement_services.statement_compute(
+        ctx=ctx, contract_id=contract.pk, period_start=date(2025, 3, 1)
+    )
+    return {
+        "plan": plan,
+        "contract": contract,
+        "contract_device": membership,
+        "statement": statement,
+    }

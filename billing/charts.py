@@ -1,0 +1,134 @@
+"""Server-drawn SVG charts and the grouping of statement lines per device, for the statement
+page and the PDF. Classes only (the CSP forbids inline styles); app.css colours them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from billing.exports import initials, last_day
+from billing.models import StatementLine
+
+WIDTH, HEIGHT = 360, 110
+PAD_LEFT, PAD_BOTTOM, PAD_TOP = 44, 18, 8
+
+
+@dataclass
+class DeviceGroup:
+    device: Any
+    lines: list[StatementLine] = field(default_factory=list)
+
+    @property
+    def amount(self) -> Decimal:
+        return sum((line.amount for line in self.lines), Decimal(0))
+
+    @property
+    def flags(self) -> list[str]:
+        seen: list[str] = []
+        for line in self.lines:
+            for flag in line.flags:
+                if flag not in seen and flag != "prorated":
+                    seen.append(flag)
+        return seen
+
+
+def device_groups(lines: Sequence[StatementLine]) -> list[DeviceGroup]:
+    """Lines per device in statement order; lines without a device are left to the totals."""
+    groups: dict[int, DeviceGroup] = {}
+    for line in lines:
+        if line.device is None:
+            continue
+        groups.setdefault(line.device.pk, DeviceGroup(device=line.device)).lines.append(line)
+    return list(groups.values())
+
+
+def _nice_max(value: Decimal) -> Decimal:
+    if value <= 0:
+        return Decimal(1)
+    magnitude = Decimal(10) ** (len(str(int(value))) - 1)
+    for step in (1, 2, 5, 10):
+        if value <= magnitude * step:
+            return magnitude * step
+    return magnitude * 10
+
+
+def bar_chart(series: Sequence[tuple[date, Decimal]], *, title: str) -> SafeString:
+    """Daily growth as bars, with a y scale and the first and last day labelled."""
+    if not series:
+        return mark_safe(  # noqa: S308 - fixed markup, no user data
+            f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="No data">'
+            f'<text class="chart-empty" x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">'
+            "No readings in this period</text></svg>"
+        )
+    top = _nice_max(max(v for _, v in series))
+    plot_w, plot_h = WIDTH - PAD_LEFT - 4, HEIGHT - PAD_BOTTOM - PAD_TOP
+    step = plot_w / len(series)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-label="{escape(title)}: daily usage">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for fraction in (0, 0.5, 1):
+        y = PAD_TOP + plot_h * (1 - fraction)
+        label = f"{top * Decimal(str(fraction)):,.0f}"
+        parts.append(
+            f'<line class="chart-grid" x1="{PAD_LEFT}" x2="{WIDTH - 4}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text class="chart-label" x="{PAD_LEFT - 6}" y="{y + 4:.1f}" '
+            f'text-anchor="end">{label}</text>'
+        )
+    for index, (day, value) in enumerate(series):
+        height = float(value / top) * plot_h
+        x = PAD_LEFT + index * step + step * 0.15
+        y = PAD_TOP + plot_h - height
+        parts.append(
+            f'<rect class="chart-bar" x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" '
+            f'height="{height:.1f}"><title>{day:%d %b}: {value.normalize():f}</title></rect>'
+        )
+    first, last = series[0][0], series[-1][0]
+    parts.append(
+        f'<text class="chart-label" x="{PAD_LEFT}" y="{HEIGHT - 4}">{first:%d %b}</text>'
+        f'<text class="chart-label" x="{WIDTH - 4}" y="{HEIGHT - 4}" '
+        f'text-anchor="end">{last:%d %b}</text></svg>'
+    )
+    return mark_safe("".join(parts))  # noqa: S308 - numbers and escaped text only
+
+
+def device_usage_charts(
+    group: DeviceGroup, daily: dict[tuple[int, str, str, str], list[tuple[date, Decimal]]]
+) -> list[dict[str, Any]]:
+    charts = []
+    for line in group.lines:
+        if line.kind != StatementLine.Kind.USAGE:
+            continue
+        key = (group.device.pk, line.counter, line.media_type, line.color)
+        charts.append(
+            {
+                "label": line.counter_label,
+                "usage": line.usage,
+                "svg": bar_chart(daily.get(key, []), title=line.counter_label),
+            }
+        )
+    return charts
+
+
+def pdf_context(context: dict[str, Any]) -> dict[str, Any]:
+    """The statement page's data, shaped for the printed document."""
+    statement = context["statement"]
+    reseller = context["reseller"]
+    lines = context["lines"]
+    logo = getattr(reseller, "logo", None)
+    return {
+        **context,
+        "groups": device_groups(lines),
+        "other_lines": [line for line in lines if line.device is None],
+        "reseller_initials": initials(reseller.name),
+        "logo_url": logo.url if logo else "",
+        "reseller_address": [p for p in (reseller.address or "").splitlines() if p.strip()],
+        "period_last_day": last_day(statement.period_end),
+    }

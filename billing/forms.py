@@ -1,0 +1,173 @@
+"""Forms of the billing pages. They parse; the services decide."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django import forms
+
+from billing.models import COUNTER_LABELS, Contract, CounterCorrection, PlanRate
+from billing.pricing import Tier
+from billing.services import RateSpec, Terms
+from portal.money import CURRENCIES
+
+# The counters of the wire contract that a plan may price.
+COUNTERS = list(COUNTER_LABELS.items())
+DATE = forms.DateInput(attrs={"type": "date"})
+
+
+def parse_tiers(text: str) -> tuple[Tier, ...]:
+    """ "0: 0.012; 5000: 0.009" -> [0, 5000) at 0.012, [5000, ∞) at 0.009."""
+    starts: list[tuple[Decimal, Decimal]] = []
+    for chunk in text.replace("\n", ";").split(";"):
+        if not chunk.strip():
+            continue
+        try:
+            start, price = (part.strip() for part in chunk.split(":"))
+            starts.append((Decimal(start), Decimal(price)))
+        except (ValueError, InvalidOperation) as exc:
+            raise forms.ValidationError(
+                f"Write tiers as 'from: price; …' ({chunk.strip()!r})."
+            ) from exc
+    starts.sort()
+    return tuple(
+        Tier(start, starts[i + 1][0] if i + 1 < len(starts) else None, price)
+        for i, (start, price) in enumerate(starts)
+    )
+
+
+def tiers_text(tiers: Any) -> str:
+    return "; ".join(f"{t.from_units.normalize():f}: {t.unit_price.normalize():f}" for t in tiers)
+
+
+class TermsForm(forms.Form):
+    effective_from = forms.DateField(widget=DATE, help_text="The first period these terms price.")
+    monthly_fee_per_device = forms.DecimalField(min_value=0, decimal_places=2, initial=0)
+    minimum_monthly = forms.DecimalField(
+        min_value=0, decimal_places=2, initial=0, label="Minimum monthly commitment"
+    )
+    tax_rate = forms.DecimalField(
+        min_value=0, max_value=100, decimal_places=2, initial=0, label="Tax rate (%)"
+    )
+
+
+class PlanForm(TermsForm):
+    name = forms.CharField(max_length=200)
+    currency = forms.ChoiceField(choices=[(c, c) for c in CURRENCIES], initial="EUR")
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    field_order = ["name", "currency", "description"]
+
+
+class RateForm(forms.Form):
+    counter = forms.ChoiceField(choices=[("", "—"), *COUNTERS], required=False)
+    media_type = forms.CharField(max_length=128, required=False)
+    color = forms.CharField(max_length=64, required=False, label="Colour")
+    mode = forms.ChoiceField(choices=PlanRate.Mode.choices, initial=PlanRate.Mode.GRADUATED)
+    scope = forms.ChoiceField(choices=PlanRate.Scope.choices, label="Allowance")
+    included_units = forms.DecimalField(min_value=0, decimal_places=4, initial=0, required=False)
+    tiers = forms.CharField(
+        required=False,
+        help_text="from: unit price; … e.g. 0: 0.012; 5000: 0.009",
+        widget=forms.TextInput(attrs={"placeholder": "0: 0.012; 5000: 0.009"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("counter"):
+            data["parsed_tiers"] = parse_tiers(data.get("tiers") or "")
+        return data
+
+
+RateFormSet = forms.formset_factory(RateForm, extra=3, max_num=40)
+
+
+def terms_from(form: TermsForm, rates: Any) -> Terms:
+    data = form.cleaned_data
+    specs = tuple(
+        RateSpec(
+            counter=r.cleaned_data["counter"],
+            media_type=r.cleaned_data.get("media_type", "").strip(),
+            color=r.cleaned_data.get("color", "").strip(),
+            mode=r.cleaned_data["mode"],
+            scope=r.cleaned_data["scope"],
+            included_units=r.cleaned_data.get("included_units") or Decimal(0),
+            tiers=r.cleaned_data["parsed_tiers"],
+        )
+        for r in rates.forms
+        if r.cleaned_data.get("counter")
+    )
+    return Terms(
+        effective_from=data["effective_from"],
+        monthly_fee_per_device=data["monthly_fee_per_device"],
+        minimum_monthly=data["minimum_monthly"],
+        tax_rate=data["tax_rate"],
+        rates=specs,
+    )
+
+
+class ContractForm(forms.Form):
+    customer: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None)
+    plan: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None)
+    reference = forms.CharField(max_length=100)
+    purchase_order = forms.CharField(max_length=100, required=False, label="Purchase order")
+    anchor_day = forms.IntegerField(
+        min_value=1, max_value=28, initial=1, help_text="Periods start on this day each month."
+    )
+    starts_on = forms.DateField(widget=DATE)
+    ends_on = forms.DateField(widget=DATE, required=False, help_text="First day not covered.")
+    missing_data = forms.ChoiceField(
+        choices=Contract.MissingData.choices, label="When a printer sends no readings"
+    )
+
+    def __init__(self, *args: Any, customers: Any, plans: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["customer"].queryset = customers  # type: ignore[attr-defined]
+        self.fields["plan"].queryset = plans  # type: ignore[attr-defined]
+
+
+class ContractEditForm(forms.Form):
+    purchase_order = forms.CharField(max_length=100, required=False, label="Purchase order")
+    ends_on = forms.DateField(widget=DATE, required=False, help_text="First day not covered.")
+    missing_data = forms.ChoiceField(
+        choices=Contract.MissingData.choices, label="When a printer sends no readings"
+    )
+
+
+class DeviceAddForm(forms.Form):
+    device: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="Printer")
+    joined_on = forms.DateField(widget=DATE, label="Billed from")
+
+    def __init__(self, *args: Any, devices: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["device"].queryset = devices  # type: ignore[attr-defined]
+
+
+class DeviceLeaveForm(forms.Form):
+    left_on = forms.DateField(widget=DATE, label="First day no longer billed")
+
+
+class CorrectionForm(forms.Form):
+    counter = forms.ChoiceField(choices=COUNTERS)
+    media_type = forms.CharField(max_length=128, required=False)
+    color = forms.CharField(max_length=64, required=False, label="Colour")
+    kind = forms.ChoiceField(choices=CounterCorrection.Kind.choices)
+    effective_at = forms.DateTimeField(
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="When (UTC)"
+    )
+    value = forms.DecimalField(
+        min_value=0, decimal_places=4, help_text="The meter reading, or the new board's count."
+    )
+    old_value = forms.DecimalField(
+        min_value=0,
+        decimal_places=4,
+        required=False,
+        label="Old board's last count",
+        help_text="Board swaps only: the old board's final reading, if known.",
+    )
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class ComputeForm(forms.Form):
+    period_start = forms.DateField(widget=DATE, label="A day in the period")

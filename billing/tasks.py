@@ -1,0 +1,36 @@
+"""Celery tasks of billing: thin, idempotent (the statement's unique key is the claim)."""
+
+from datetime import date
+
+from celery import shared_task
+from django.utils.timezone import now
+
+from billing import statement_services
+from portal.tenancy import TenantContext
+
+
+@shared_task(acks_late=True, soft_time_limit=1500, time_limit=1800)
+def statements_close_task(*, as_of: str | None = None) -> int:
+    """Nightly: drafts of the period that just ended, and every open draft again."""
+    day = date.fromisoformat(as_of) if as_of else now().date()
+    return statement_services.statements_close(as_of=day)
+
+
+@shared_task(acks_late=True, soft_time_limit=540, time_limit=600)
+def statements_stale_sweep_task() -> int:
+    """Recompute drafts that late readings or corrections arrived after."""
+    return statement_services.statements_stale_sweep()
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def statement_compute_task(*, reseller_id: int, contract_id: int, period_start: str) -> int:
+    """On demand from the portal or the API."""
+    from accounts.models import Reseller
+
+    reseller = Reseller.objects.get(pk=reseller_id)
+    statement = statement_services.statement_compute(
+        ctx=TenantContext.system(reseller=reseller),
+        contract_id=contract_id,
+        period_start=date.fromisoformat(period_start),
+    )
+    return statement.pk
