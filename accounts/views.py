@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -26,6 +27,7 @@ from accounts.forms import (
 from accounts.models import User
 from devices.fleet_views import fleet_dashboard_context
 from orders.views import low_supply_context
+from portal import ratelimit
 from portal.errors import DomainError
 from portal.pages import form_error, paginate
 from portal.tenancy import (
@@ -219,6 +221,10 @@ def membership_edit(request: Any, membership_id: int) -> HttpResponse:
 
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     """The link in an invitation email. Anyone holding the token may see whom it invites."""
+    rate = settings.INVITATION_ACCEPT_RATE_LIMIT
+    # Counted before the lookup: every request is a guess at a token.
+    if ratelimit.hit(scope="invitation-accept", ident=ratelimit.client_ip(request), rate=rate):
+        return ratelimit.too_many_attempts_page(request, rate=rate)
     invitation = services.invitation_find(token=token)
     if invitation is None:
         raise Http404("This invitation link is not valid.")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, permissions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.request import Request
 
+from portal import ratelimit
 from portal.tenancy import Role, TenantContext
 
 if TYPE_CHECKING:
@@ -31,8 +33,15 @@ class ApiTokenAuthentication(BaseAuthentication):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header.startswith(self.keyword + " "):
             return None
+        # Only failures count, so that guessing tokens stops and busy integrations do not.
+        rate = settings.API_AUTH_FAILURE_RATE_LIMIT
+        ip = ratelimit.client_ip(request._request)
+        if ratelimit.is_limited(scope="api-token", ident=ip, rate=rate):
+            raise _rate_limited(rate)
         token = services.api_token_authenticate(raw=header[len(self.keyword) + 1 :].strip())
         if token is None:
+            if ratelimit.hit(scope="api-token", ident=ip, rate=rate):
+                raise _rate_limited(rate)
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
         request._request.ctx = TenantContext(  # type: ignore[attr-defined]
             reseller=token.reseller,
@@ -44,6 +53,20 @@ class ApiTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+class RateLimited(exceptions.APIException):
+    status_code = 429
+    default_code = "rate_limited"
+    default_detail = "Too many failed authentication attempts from this address; try again later."
+
+    def __init__(self, wait: int) -> None:
+        super().__init__()
+        self.wait = wait  # DRF's handler turns it into Retry-After
+
+
+def _rate_limited(rate: str) -> RateLimited:
+    return RateLimited(wait=ratelimit.retry_after(rate=rate))
 
 
 class SessionTenantAuthentication(SessionAuthentication):
