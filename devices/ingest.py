@@ -272,7 +272,11 @@ def _enqueue_followup(batch_pk: int) -> None:
     from devices.tasks import batch_followup_task
 
     try:
-        batch_followup_task.apply_async(kwargs={"batch_pk": batch_pk}, retry=False)
+        # No result is kept: the Redis result backend would subscribe to each task's result
+        # channel on every send, and nothing reads it (the sweep re-derives lost work).
+        batch_followup_task.apply_async(
+            kwargs={"batch_pk": batch_pk}, retry=False, ignore_result=True
+        )
     except Exception:
         # The batch is committed; batches_followup_sweep runs its follow-up when the broker or
         # worker is back. The sender's answer does not depend on it.
@@ -579,21 +583,7 @@ class _Store:
 
     def _counters(self, new: list[Item]) -> None:
         reseller_id = self.reseller_id
-        rows = [
-            (
-                reseller_id,
-                item.device_id,
-                item.collected_at,
-                c.name,
-                normalise.text(c.media_type),
-                normalise.color(c.color),
-                normalise.text(c.unit),
-                normalise.counter_value(c.value),
-            )
-            for item in new
-            for c in item.snapshot.counters
-        ]
-        self.w.append(
+        self.w.append_grouped(
             "devices_counterreading",
             [
                 "reseller_id",
@@ -605,43 +595,50 @@ class _Store:
                 "unit",
                 "value",
             ],
-            rows,
+            [
+                (
+                    (reseller_id, item.device_id, item.collected_at),
+                    [
+                        (
+                            c.name,
+                            normalise.text(c.media_type),
+                            normalise.color(c.color),
+                            normalise.text(c.unit),
+                            normalise.counter_value(c.value),
+                        )
+                        for c in item.snapshot.counters
+                    ],
+                )
+                for item in new
+            ],
         )
 
     def _supplies(self, new: list[Item]) -> None:
         reseller_id = self.reseller_id
         readings = []
-        latest: dict[tuple[int, str], tuple[Item, wire.Supply]] = {}
+        # Per supply, its latest report and the values read from it.
+        latest: dict[tuple[int, str], tuple[Item, wire.Supply, tuple[Any, ...]]] = {}
         for item in new:
+            rows = []
             for s in item.snapshot.supplies:
                 level = normalise.finite(s.level)
                 capacity = normalise.finite(s.max_capacity)
                 state = normalise.level_state(
                     level, s.level_state if isinstance(s.level_state, str) else None
                 )
-                readings.append(
-                    (
-                        reseller_id,
-                        item.device_id,
-                        normalise.text(s.id),
-                        item.collected_at,
-                        level,
-                        capacity,
-                        state,
-                        normalise.supply_percent(level, capacity, state),
-                        normalise.text(s.serial),
-                    )
-                )
+                values = (level, capacity, state, normalise.supply_percent(level, capacity, state))
+                rows.append((normalise.text(s.id), *values, normalise.text(s.serial)))
                 key = (item.device_id, s.id)
                 if key not in latest or latest[key][0].order < item.order:
-                    latest[key] = (item, s)
-        self.w.append(
+                    latest[key] = (item, s, values)
+            readings.append(((reseller_id, item.device_id, item.collected_at), rows))
+        self.w.append_grouped(
             "devices_supplyreading",
             [
                 "reseller_id",
                 "device_id",
-                "supply_key",
                 "collected_at",
+                "supply_key",
                 "level",
                 "max_capacity",
                 "level_state",
@@ -651,12 +648,10 @@ class _Store:
             readings,
         )
         current = []
-        for (device_id, supply_key), (item, s) in sorted(latest.items(), key=lambda kv: kv[0]):
-            level = normalise.finite(s.level)
-            capacity = normalise.finite(s.max_capacity)
-            state = normalise.level_state(
-                level, s.level_state if isinstance(s.level_state, str) else None
-            )
+        for (device_id, supply_key), (item, s, values) in sorted(
+            latest.items(), key=lambda kv: kv[0]
+        ):
+            level, capacity, state, percent = values
             current.append(
                 (
                     reseller_id,
@@ -673,7 +668,7 @@ class _Store:
                     capacity,
                     level,
                     state,
-                    normalise.supply_percent(level, capacity, state),
+                    percent,
                     normalise.text(s.status),
                     s.expires_on,
                     item.collected_at,

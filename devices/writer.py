@@ -11,6 +11,7 @@ database spends storing the rows.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 import weakref
@@ -133,13 +134,24 @@ class Writer:
 
     def append(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Rows that never conflict (append-only readings): COPY on PostgreSQL."""
+        self.append_grouped(table, columns, [((), rows)])
+
+    def append_grouped(
+        self,
+        table: str,
+        columns: Sequence[str],
+        groups: Iterable[tuple[Sequence[Any], Iterable[Sequence[Any]]]],
+    ) -> None:
+        """`append` for rows given as (leading values, rest of each row) groups, such as a
+        snapshot's reseller, device and time before each of its readings: COPY formats the
+        leading values once per group."""
         if self.is_postgres:
-            data = copy_text(rows)
+            data = copy_text_grouped(groups)
             if data:
                 self.statements += 1
                 self._copy(table, columns, data)
             return
-        adapted = [self.adapt(row) for row in rows]
+        adapted = [self.adapt((*head, *row)) for head, rows in groups for row in rows]
         if adapted:
             self.statements += 1
             values = ", ".join(["%s"] * len(columns))
@@ -197,8 +209,15 @@ def _copy_json(value: dict[str, Any]) -> str:
     return copy_str(json.dumps(value, separators=(",", ":")))
 
 
+# A batch names each snapshot's time and id on many rows (readings, current state): formatted once.
+@functools.lru_cache(maxsize=4096)
 def _copy_isoformat(value: date) -> str:
     return value.isoformat()
+
+
+@functools.lru_cache(maxsize=4096)
+def _copy_uuid(value: uuid.UUID) -> str:
+    return str(value)
 
 
 def _copy_bytes(value: bytes) -> str:
@@ -223,7 +242,7 @@ _COPY_FORMATS = _Formats(
         float: float.__repr__,
         bool: _copy_bool,
         Decimal: Decimal.__str__,
-        uuid.UUID: uuid.UUID.__str__,
+        uuid.UUID: _copy_uuid,
         datetime: _copy_isoformat,
         date: _copy_isoformat,
         dict: _copy_json,
@@ -232,12 +251,22 @@ _COPY_FORMATS = _Formats(
 )
 
 
+def _copy_field(value: Any) -> str:
+    return "\\N" if value is None else _COPY_FORMATS[type(value)](value)
+
+
 def copy_text(rows: Iterable[Sequence[Any]]) -> str:
     """Rows as COPY text: tab-separated fields, one line per row, \\N for NULL."""
-    formats, null = _COPY_FORMATS, "\\N"
-    return "".join(
-        "\t".join(null if v is None else formats[type(v)](v) for v in row) + "\n" for row in rows
-    )
+    return copy_text_grouped([((), rows)])
+
+
+def copy_text_grouped(groups: Iterable[tuple[Sequence[Any], Iterable[Sequence[Any]]]]) -> str:
+    """COPY text of (leading values, rows) groups, each row prefixed by its group's values."""
+    field, lines = _copy_field, []
+    for head, rows in groups:
+        prefix = "".join([field(v) + "\t" for v in head])
+        lines += [prefix + "\t".join(map(field, row)) + "\n" for row in rows]
+    return "".join(lines)
 
 
 def _names(columns: Sequence[str]) -> str:
