@@ -147,6 +147,10 @@ class Printer:
     usage: float = 1.0
     offline_until: datetime | None = None
     jam_until: datetime | None = None
+    jam_since: datetime | None = None
+    # When each supply went low: a printer reports an active alert in every snapshot with the
+    # time it was raised, which is what makes it one episode (alerts are keyed by it).
+    low_since: dict[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.usage = self.rng.lognormvariate(0, 0.5)
@@ -278,11 +282,20 @@ class Printer:
                         "code": f"supply.low.{supply_id}",
                         "severity": "warning",
                         "description": f"{supply['description']} is low",
-                        "raised_at": rfc3339(at - timedelta(hours=1)),
+                        "raised_at": rfc3339(self.low_since.setdefault(supply_id, at)),
                     }
                 )
+            else:
+                self.low_since.pop(supply_id, None)
         if self.jam_until and at < self.jam_until:
-            alerts.append({"code": "media.jam", "severity": "critical", "description": "Paper jam"})
+            alerts.append(
+                {
+                    "code": "media.jam",
+                    "severity": "critical",
+                    "description": "Paper jam",
+                    "raised_at": rfc3339(self.jam_since or at),
+                }
+            )
         state = "error" if self.jam_until and at < self.jam_until else "idle"
         snap: dict[str, Any] = {
             "snapshot_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
@@ -346,6 +359,7 @@ def history(
                 continue
             if roll < 0.002:
                 printer.jam_until = at + timedelta(minutes=rng.uniform(30, 300))
+                printer.jam_since = at
             if roll > 0.99995:
                 printer.board_swap()
             if roll > 0.9997:
