@@ -71,3 +71,22 @@ class ResellerForm(forms.Form):
     )
     support_email = forms.EmailField(required=False)
     address = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+
+class ResellerSettingsForm(forms.Form):
+    """A reseller admin's own settings; the logo is checked by services.reseller_update."""
+
+    name = forms.CharField(max_length=200)
+    address = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="Printed on statements, one line per row.",
+    )
+    support_email = forms.EmailField(
+        required=False, help_text="Where your customers write for help."
+    )
+    logo = forms.FileField(
+        required=False,
+        help_text="PNG or JPEG, at most 512 KiB. Printed on statements.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg"}),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, ClassVar
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -16,6 +17,12 @@ from portal.tenancy import CUSTOMER_ROLES, MEMBERSHIP_ROLES, RESELLER_ROLES, Rol
 MEMBERSHIP_ROLE_CHOICES = [(r.value, r.label) for r in Role if r in MEMBERSHIP_ROLES]
 
 
+def reseller_logo_path(instance: Reseller, filename: str) -> str:
+    # A fresh random name per upload: a cached old logo is never shown for a new one.
+    extension = filename.rsplit(".", 1)[-1].lower()
+    return f"resellers/{instance.pk}/logo-{secrets.token_hex(8)}.{extension}"
+
+
 class Reseller(models.Model):
     """A tenant: a printer reseller and everything it owns."""
 
@@ -25,6 +32,9 @@ class Reseller(models.Model):
     address = models.TextField(blank=True)
     support_email = models.EmailField(blank=True)
     vat_number = models.CharField(max_length=64, blank=True)
+    # Printed on statements. Only PNG or JPEG (checked by reseller_update): no SVG, which can
+    # carry script.
+    logo = models.FileField(upload_to=reseller_logo_path, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=now)
 

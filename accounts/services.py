@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.files import File
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Model
@@ -105,6 +106,74 @@ def reseller_create(
         )
         ctx = TenantContext(reseller=reseller, role=Role.OPERATOR, user=by)
         audit_record(ctx=ctx, action="reseller.create", obj=reseller)
+    return reseller
+
+
+# Logos are printed on statements: small raster images only (SVG can carry script).
+LOGO_MAX_BYTES = 512 * 1024
+LOGO_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpg"}
+
+
+def _logo_kind(logo: File[Any]) -> str:
+    """'png' or 'jpg' from the file's first bytes (the name and declared type are the sender's
+    word); a DomainError on the logo field otherwise."""
+    if logo.size is not None and logo.size > LOGO_MAX_BYTES:
+        raise DomainError(
+            "The logo is too large.",
+            code="logo_too_large",
+            fields={"logo": [f"At most {LOGO_MAX_BYTES // 1024} KiB; this file is larger."]},
+        )
+    logo.seek(0)
+    head = logo.read(8)
+    logo.seek(0)
+    for signature, kind in LOGO_SIGNATURES.items():
+        if head.startswith(signature):
+            return kind
+    raise DomainError(
+        "The logo is not a PNG or JPEG image.",
+        code="logo_type",
+        fields={"logo": ["Upload a PNG or JPEG image."]},
+    )
+
+
+def reseller_update(
+    *,
+    ctx: TenantContext,
+    name: str,
+    address: str = "",
+    support_email: str = "",
+    logo: File[Any] | None = None,
+    remove_logo: bool = False,
+) -> Reseller:
+    """A reseller admin edits the name, address, support address and logo of their reseller."""
+    _require_admin(ctx)
+    name = name.strip()
+    if not name:
+        raise DomainError("A reseller needs a name.", fields={"name": ["This field is required."]})
+    kind = _logo_kind(logo) if logo is not None else None
+    with transaction.atomic():
+        reseller = Reseller.objects.select_for_update().get(pk=ctx.reseller_id)
+        old_logo = reseller.logo.name
+        reseller.name = name
+        reseller.address = address.strip()
+        reseller.support_email = support_email.strip()
+        fields = ["name", "address", "support_email"]
+        if logo is not None:
+            reseller.logo.save(f"logo.{kind}", logo, save=False)
+            fields.append("logo")
+        elif remove_logo:
+            reseller.logo = ""
+            fields.append("logo")
+        reseller.save(update_fields=fields)
+        audit_record(
+            ctx=ctx,
+            action="reseller.update",
+            obj=reseller,
+            detail={"name": name, "logo": "replaced" if "logo" in fields else "kept"},
+        )
+        if "logo" in fields and old_logo:
+            storage = reseller.logo.storage
+            transaction.on_commit(lambda: storage.delete(old_logo))
     return reseller
 
 

@@ -22,6 +22,7 @@ urlpatterns = [
     path("memberships/<int:membership_id>/", views.membership_edit, name="membership-edit"),
     path("switch/", views.tenant_switch, name="tenant-switch"),
     path("audit/", views.audit_list, name="audit-list"),
+    path("settings/reseller/", views.reseller_settings, name="reseller-settings"),
     path("settings/tokens/", views.api_token_list, name="api-token-list"),
     path("settings/tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api-token-revoke"),
     path("operator/", views.operator_home, name="operator-home"),

@@ -22,6 +22,7 @@ from accounts.forms import (
     InvitationForm,
     MembershipRoleForm,
     ResellerForm,
+    ResellerSettingsForm,
     SiteForm,
 )
 from accounts.models import User
@@ -270,6 +271,35 @@ def tenant_switch(request: Any) -> HttpResponse:
     request.session[SESSION_MEMBERSHIP_KEY] = membership_id
     request.session.pop(SESSION_OPERATOR_RESELLER_KEY, None)
     return redirect("dashboard")
+
+
+@tenant_view(*ADMIN_ROLES)
+def reseller_settings(request: Any) -> HttpResponse:
+    reseller = selectors.reseller_get(ctx=request.ctx)
+    initial = {
+        "name": reseller.name,
+        "address": reseller.address,
+        "support_email": reseller.support_email,
+        "logo": reseller.logo or None,
+    }
+    form = ResellerSettingsForm(request.POST or None, request.FILES or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.reseller_update(
+                ctx=request.ctx,
+                name=data["name"],
+                address=data["address"],
+                support_email=data["support_email"],
+                logo=data["logo"] or None,
+                remove_logo=data["logo"] is False,  # the "Clear" box of the file input
+            )
+        except DomainError as error:
+            form_error(form, error)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("reseller-settings")
+    return render(request, "accounts/reseller_settings.html", {"form": form, "reseller": reseller})
 
 
 # --- Audit and API tokens -----------------------------------------------------------------------

@@ -48,6 +48,7 @@ SECTIONS: list[tuple[str, list[Link]]] = [
     (
         "Settings",
         [
+            Link("Reseller", "reseller-settings", ADMIN_ROLES),
             Link("Collectors", "credential-list", ADMIN_ROLES),
             Link("Users", "user-list", ADMIN_ROLES),
             Link("API tokens", "api-token-list", ADMIN_ROLES),
