@@ -137,6 +137,7 @@ class StatementFilter:
     month: date | None = None  # statements whose period starts in this month
     status: str = ""
     customer_id: int | None = None
+    contract_id: int | None = None
 
 
 def statement_list(*, ctx: TenantContext, f: StatementFilter) -> QuerySet[Statement]:
@@ -149,6 +150,8 @@ def statement_list(*, ctx: TenantContext, f: StatementFilter) -> QuerySet[Statem
         qs = qs.filter(status=f.status)
     if f.customer_id is not None:
         qs = qs.filter(customer_id=f.customer_id)
+    if f.contract_id is not None:
+        qs = qs.filter(contract_id=f.contract_id)
     return qs.order_by("-period_start", "customer__name", "contract__reference", "pk")
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timezone import now
 from django.views.decorators.http import require_POST
 
@@ -161,8 +162,8 @@ def contract_detail(request: Any, contract_id: int) -> HttpResponse:
         "contract": contract,
         "memberships": selectors.contract_device_list(ctx=ctx, contract_id=contract.pk),
         "corrections": selectors.correction_list(ctx=ctx, contract_id=contract.pk)[:20],
-        "statements": selectors.statement_list(ctx=ctx, f=selectors.StatementFilter()).filter(
-            contract=contract
+        "statements": selectors.statement_list(
+            ctx=ctx, f=selectors.StatementFilter(contract_id=contract.pk)
         )[:24],
         "add_form": DeviceAddForm(
             devices=selectors.contract_assignable_devices(ctx=ctx, contract=contract),
@@ -279,7 +280,12 @@ def correction_create(request: Any, device_id: int) -> HttpResponse:
             form_error(form, error)
         else:
             messages.success(request, "Correction recorded; drafts pick it up when recomputed.")
-            return redirect(request.GET.get("next") or "contract-list")
+            following = request.GET.get("next", "")
+            if not url_has_allowed_host_and_scheme(
+                following, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+            ):
+                following = "contract-list"
+            return redirect(following)
     return render(request, "billing/correction_form.html", {"form": form, "device": device})
 
 

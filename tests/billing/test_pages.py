@@ -186,6 +186,9 @@ def test_statement_detail_shows_lines_flags_and_a_chart_per_device(login, alice,
     assert text.count('<svg class="chart"') == 3  # SN-1 mono and colour, SN-2 mono
     assert "firstreadinginwindow" in text  # SN-2's first reading is inside the period
     assert "style=" not in text  # the CSP forbids inline styles
+    # Quantities print plainly: 1600.0000 is "1,600", never Decimal's "1.6E+3".
+    assert ">1,600<" in text
+    assert "E+" not in text
     assert "Finalise…" in text
 
 
@@ -352,7 +355,8 @@ def test_a_customer_token_sees_only_final_statements(client, tenant, draft):
 
 def test_a_correction_is_recorded_from_the_page(login, alice, tenant, printers):
     response = login(alice).post(
-        reverse("correction-create", kwargs={"device_id": printers[0].pk}),
+        reverse("correction-create", kwargs={"device_id": printers[0].pk})
+        + "?next=https://evil.example/",
         {
             "counter": "impressions.mono",
             "kind": "meter_read",
@@ -364,7 +368,7 @@ def test_a_correction_is_recorded_from_the_page(login, alice, tenant, printers):
     from billing.models import CounterCorrection
 
     correction = CounterCorrection.objects.for_tenant(tenant.ctx()).get()
-    assert response.status_code == 302
+    assert response["Location"] == reverse("contract-list")  # never to another site
     assert (correction.value, correction.entered_by_email) == (Decimal(12345), alice.email)
     assert correction.effective_at == at("2026-02-28", 17)
 
@@ -380,3 +384,12 @@ def test_services_refuse_support_users(tenant):
             terms=services.plan_terms_demo(FEB),
         )
     assert not PricePlan.objects.for_tenant(tenant.ctx()).exists()
+
+
+def test_units_print_without_exponents_or_trailing_zeros():
+    from billing.templatetags.billing import units
+
+    assert units(Decimal("1600.0000")) == "1,600"
+    assert units(Decimal("0.01250000")) == "0.0125"
+    assert units(Decimal("1234567.5")) == "1,234,567.5"
+    assert units(None) == ""
