@@ -4,3 +4,14 @@ from django.apps import AppConfig
 class PortalConfig(AppConfig):
     name = "portal"
     verbose_name = "Portal"
+
+    def ready(self) -> None:
+        from celery.signals import task_postrun, task_prerun
+        from django.core.signals import request_finished
+
+        from portal import logging
+
+        # weak=False: the receivers are module functions, kept alive anyway; explicit is clearer.
+        request_finished.connect(logging.request_finished_clear, weak=False)
+        task_prerun.connect(logging.task_prerun_set, weak=False)
+        task_postrun.connect(logging.task_postrun_clear, weak=False)

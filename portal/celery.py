@@ -14,6 +14,10 @@ app.autodiscover_tasks()
 # The one place where periodic work is declared. Each entry names a task that re-derives its
 # work from the database, so a missed run costs latency, never data.
 BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "worker-heartbeat": {
+        "task": "portal.tasks.worker_heartbeat_task",
+        "schedule": crontab(),  # every minute; readyz counts the minutes since the last one
+    },
     "invitations-purge": {
         "task": "accounts.tasks.invitations_purge_task",
         "schedule": crontab(hour=3, minute=17),
