@@ -343,7 +343,7 @@ def price_usage(
                     priced.unit_price = low_tier.unit_price
                     priced.rate_label = "graduated"
                 else:
-                    priced.rate_label = "graduated, several tiers"
+                    priced.rate_label = "tiered"
             priced.amount = round_money(cost, currency)
     return result
 

@@ -458,18 +458,15 @@ def plan_terms_demo(effective_from: date) -> Terms:
                     Tier(Decimal(5000), None, Decimal("0.0090")),
                 ),
             ),
+            # Total impressions are not priced: they are mono plus colour, billed above.
             RateSpec(
                 counter="impressions.color",
                 included_units=Decimal(200),
                 scope=PlanRate.Scope.POOLED,
-                tiers=(Tier(Decimal(0), None, Decimal("0.0650")),),
-            ),
-            RateSpec(
-                counter="impressions.total",
                 mode=PlanRate.Mode.VOLUME,
                 tiers=(
-                    Tier(Decimal(0), Decimal(2000), Decimal("0.0100")),
-                    Tier(Decimal(2000), None, Decimal("0.0080")),
+                    Tier(Decimal(0), Decimal(10000), Decimal("0.0650")),
+                    Tier(Decimal(10000), None, Decimal("0.0550")),
                 ),
             ),
             RateSpec(counter="media.area", tiers=(Tier(Decimal(0), None, Decimal("1.8500")),)),
