@@ -18,7 +18,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils.timezone import now
 
 from accounts.models import User
@@ -49,7 +49,7 @@ from billing.pricing import (
     tax_of,
 )
 from billing.usage_selectors import Member, usage_growth
-from devices.models import TelemetryBatch
+from devices.models import Snapshot
 from portal.errors import ConflictError, DomainError, NotFoundError, PermissionDeniedError
 from portal.tenancy import ADMIN_ROLES, Role, TenantContext
 
@@ -534,24 +534,26 @@ def _run_batches(batches: list[list[PeriodJob]]) -> list[int]:
 
 
 def statements_stale_sweep() -> int:
-    """Recompute drafts that telemetry or corrections arrived after (late readings).
+    """Recompute the drafts that late data arrived for: a snapshot of one of the contract's
+    devices, collected up to the end of the period but received after the draft was
+    computed, or a counter correction entered since. Returns how many were recomputed.
 
     Across tenants on purpose: a beat sweep that re-derives its work from the database."""
-    drafts = Statement.unscoped.filter(
-        kind=Statement.Kind.REGULAR, status=Statement.Status.DRAFT
-    ).select_related("contract__plan")
-    stale: list[PeriodJob] = []
-    for draft in drafts.iterator(chunk_size=500):
-        late_batch = TelemetryBatch.unscoped.filter(
-            customer_id=draft.customer_id, received_at__gt=draft.computed_at
-        ).exists()
-        late_correction = CounterCorrection.unscoped.filter(
-            reseller_id=draft.reseller_id,
-            device__customer_id=draft.customer_id,
-            created_at__gt=draft.computed_at,
-        ).exists()
-        if late_batch or late_correction:
-            stale.append(PeriodJob(draft.contract, draft.period_start, draft.period_end))
+    devices = ContractDevice.unscoped.filter(contract_id=OuterRef(OuterRef("contract_id")))
+    late_reading = Snapshot.unscoped.filter(
+        device_id__in=devices.values("device_id"),
+        collected_at__date__lte=OuterRef("period_end"),
+        batch__received_at__gt=OuterRef("computed_at"),
+    )
+    late_correction = CounterCorrection.unscoped.filter(
+        device_id__in=devices.values("device_id"), created_at__gt=OuterRef("computed_at")
+    )
+    drafts = (
+        Statement.unscoped.filter(kind=Statement.Kind.REGULAR, status=Statement.Status.DRAFT)
+        .filter(Exists(late_reading) | Exists(late_correction))
+        .select_related("contract__plan")
+    )
+    stale = [PeriodJob(d.contract, d.period_start, d.period_end) for d in drafts]
     return _compute_in_batches(stale, BATCH_SIZE)
 
 

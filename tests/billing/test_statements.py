@@ -3,7 +3,7 @@ late readings, prorated fees, minimums, versions, finalise, immutability and adj
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -44,16 +44,17 @@ def fee_line(statement: Statement, device: Device) -> StatementLine:
     return StatementLine.unscoped.get(statement=statement, device=device, kind="fee")
 
 
-def received_batch(tenant: Tenant) -> None:
+def received_batch(tenant: Tenant, device: Device, collected_at: datetime) -> None:
+    """A telemetry batch received now with one snapshot of `device` collected then."""
     import uuid
 
     from devices import services as device_services
-    from devices.models import TelemetryBatch
+    from devices.models import Snapshot, TelemetryBatch
 
     credential, _ = device_services.credential_create(
-        ctx=tenant.ctx(), kind="collector", name="Office collector", site_id=tenant.site.pk
+        ctx=tenant.ctx(), kind="collector", name=f"Collector {uuid.uuid4()}", site_id=tenant.site.pk
     )
-    TelemetryBatch.unscoped.create(
+    batch = TelemetryBatch.unscoped.create(
         reseller=tenant.reseller,
         customer=tenant.customer,
         credential=credential,
@@ -61,6 +62,13 @@ def received_batch(tenant: Tenant) -> None:
         body=b"{}",
         snapshot_count=1,
         answer={},
+    )
+    Snapshot.unscoped.create(
+        reseller=tenant.reseller,
+        device=device,
+        batch=batch,
+        snapshot_id=uuid.uuid4(),
+        collected_at=collected_at,
     )
 
 
@@ -216,15 +224,31 @@ def test_late_readings_make_the_sweep_recompute_the_draft(tenant, contract, prin
     assert usage_line(draft, a).usage == 200
 
     with time_machine.travel(at("2026-03-02", 9), tick=False):
+        # Current readings of March change nothing in February's draft.
+        received_batch(tenant, a, at("2026-03-02", 8))
+        assert statement_services.statements_stale_sweep() == 0
         # A collector that was offline uploads February's last readings on 2 March.
         read(a, at("2026-02-27"), 1700)
-        received_batch(tenant)
+        received_batch(tenant, a, at("2026-02-27"))
         assert statement_services.statements_stale_sweep() == 1
 
     again = Statement.unscoped.get(pk=draft.pk)
     assert usage_line(again, a).usage == 700
     assert again.computed_at == at("2026-03-02", 9)
     assert statement_services.statements_stale_sweep() == 0  # nothing new since
+
+    with time_machine.travel(at("2026-03-03", 9), tick=False):
+        services.correction_create(
+            ctx=tenant.ctx(),
+            device_id=a.pk,
+            counter="impressions.mono",
+            kind=CounterCorrection.Kind.METER_READ,
+            effective_at=at("2026-02-28", 20),
+            value=Decimal(1750),
+            note="Read on site",
+        )
+        assert statement_services.statements_stale_sweep() == 1
+    assert usage_line(Statement.unscoped.get(pk=draft.pk), a).usage == 750
 
 
 def test_recomputing_gives_the_same_statement_to_the_cent(tenant, contract, printers):
