@@ -393,3 +393,39 @@ def test_units_print_without_exponents_or_trailing_zeros():
     assert units(Decimal("0.01250000")) == "0.0125"
     assert units(Decimal("1234567.5")) == "1,234,567.5"
     assert units(None) == ""
+
+
+def test_list_pages_use_a_constant_number_of_queries(login, alice, tenant, plan, printers):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = login(alice)
+    ctx = tenant.ctx()
+
+    def counts() -> list[int]:
+        result = []
+        for name in ("plan-list", "contract-list", "statement-list"):
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(reverse(name)).status_code == 200
+            result.append(len(queries))
+        return result
+
+    def add_contract(n: int) -> None:
+        contract = services.contract_create(
+            ctx=ctx,
+            customer_id=tenant.customer.pk,
+            plan_id=plan.pk,
+            reference=f"Q-{n}",
+            starts_on=FEB,
+        )
+        statement_services.statement_compute(ctx=ctx, contract_id=contract.pk, period_start=FEB)
+
+    add_contract(1)
+    few = counts()
+    for n in range(2, 7):
+        add_contract(n)
+    services.plan_create(
+        ctx=ctx, name="Another", currency="USD", terms=services.plan_terms_demo(FEB)
+    )
+
+    assert counts() == few
