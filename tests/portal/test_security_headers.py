@@ -77,13 +77,11 @@ def header_problems(response) -> list[str]:
 def test_every_html_page_of_a_signed_in_admin_carries_the_security_headers(alpha: AlphaData):
     client = Client()
     client.force_login(alpha.tenant.admin.user)
-    failures, rendered, requested_plain = [], set(), set()
+    failures, rendered = [], set()
 
     for route in all_routes():
         path, _ = _fill(route, alpha)
         response = client.get(path)
-        if not route.kwargs:
-            requested_plain.add(route.name)
         if response.status_code >= 500:
             failures.append(f"{path}: {response.status_code}")
             continue
@@ -95,7 +93,6 @@ def test_every_html_page_of_a_signed_in_admin_carries_the_security_headers(alpha
 
     assert failures == [], "\n".join(failures)
     assert MAIN_PAGES - rendered == set()
-    assert {r.name for r in all_routes() if not r.kwargs} == requested_plain
     assert len(rendered) > 40
 
 
