@@ -94,6 +94,22 @@ def test_other_addresses_are_not_affected(settings):
     assert bystander.get("/invitations/guess-x/").status_code == 404
 
 
+def test_behind_a_proxy_clients_are_told_apart_by_x_forwarded_for(settings):
+    settings.INVITATION_ACCEPT_RATE_LIMIT = "2/10m"
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
+    proxy = "10.0.0.5"  # every request arrives from the proxy
+    attacker = Client(REMOTE_ADDR=proxy, headers={"X-Forwarded-For": "198.51.100.1"})
+    bystander = Client(REMOTE_ADDR=proxy, headers={"X-Forwarded-For": "198.51.100.2"})
+    spoofer = Client(REMOTE_ADDR=proxy, headers={"X-Forwarded-For": "1.2.3.4, 198.51.100.1"})
+    for n in range(2):
+        attacker.get(f"/invitations/guess-{n}/")
+
+    assert attacker.get("/invitations/guess-x/").status_code == 429
+    # An address the client made up itself, before the proxy's, does not help.
+    assert spoofer.get("/invitations/guess-x/").status_code == 429
+    assert bystander.get("/invitations/guess-x/").status_code == 404
+
+
 # --- API tokens ---------------------------------------------------------------------------------
 
 
