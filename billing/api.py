@@ -7,14 +7,28 @@ from typing import Any, ClassVar
 
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import charts, exports, selectors, statement_services
-from billing.models import Statement, StatementLine
+from billing.models import (
+    Contract,
+    ContractDevice,
+    PlanRate,
+    PlanTier,
+    PlanVersion,
+    PricePlan,
+    Statement,
+    StatementLine,
+)
 from portal.api import Pagination, request_ctx
 from portal.errors import DomainError
 from portal.tenancy import ADMIN_ROLES, CUSTOMER_ROLES, Role
@@ -102,6 +116,77 @@ class StatementDetailOut(StatementOut):
         return list(StatementLineOut(self.context["lines"], many=True).data)
 
 
+class PlanTierOut(serializers.ModelSerializer):
+    class Meta:
+        model = PlanTier
+        fields = ["from_units", "to_units", "unit_price"]
+
+
+class PlanRateOut(serializers.ModelSerializer):
+    mode = serializers.CharField()
+    scope = serializers.CharField()
+    tiers = PlanTierOut(many=True)
+
+    class Meta:
+        model = PlanRate
+        fields = ["counter", "media_type", "color", "mode", "scope", "included_units", "tiers"]
+
+
+class PlanVersionOut(serializers.ModelSerializer):
+    rates = PlanRateOut(many=True)
+
+    class Meta:
+        model = PlanVersion
+        fields = [
+            "number",
+            "effective_from",
+            "monthly_fee_per_device",
+            "minimum_monthly",
+            "tax_rate",
+            "rates",
+        ]
+
+
+class PlanOut(serializers.ModelSerializer):
+    versions = PlanVersionOut(many=True)
+
+    class Meta:
+        model = PricePlan
+        fields = ["id", "name", "currency", "description", "versions"]
+
+
+class ContractDeviceOut(serializers.ModelSerializer):
+    serial = serializers.CharField(source="device.serial")
+
+    class Meta:
+        model = ContractDevice
+        fields = ["device", "serial", "joined_on", "left_on"]
+
+
+class ContractOut(serializers.ModelSerializer):
+    missing_data = serializers.CharField()
+    devices = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Contract
+        fields = [
+            "id",
+            "reference",
+            "customer",
+            "plan",
+            "purchase_order",
+            "anchor_day",
+            "starts_on",
+            "ends_on",
+            "missing_data",
+            "devices",
+        ]
+
+    @extend_schema_field(ContractDeviceOut(many=True))
+    def get_devices(self, contract: Contract) -> list[Any]:
+        return list(ContractDeviceOut(self.context["memberships"], many=True).data)
+
+
 class ComputeIn(serializers.Serializer):
     period_start = serializers.DateField(help_text="Any day of the period to compute.")
 
@@ -118,6 +203,25 @@ def _month(request: Request) -> date:
 
 MONTH = OpenApiParameter("month", str, description="YYYY-MM: statements whose period starts then")
 STATUS = OpenApiParameter("status", str, enum=Statement.Status.values)
+
+
+class PlanDetailApi(APIView):
+    required_roles: ClassVar[frozenset[Role]] = FINANCE
+
+    @extend_schema(responses=PlanOut)
+    def get(self, request: Request, plan_id: int) -> Response:
+        return Response(PlanOut(selectors.plan_get(ctx=request_ctx(request), plan_id=plan_id)).data)
+
+
+class ContractDetailApi(APIView):
+    required_roles: ClassVar[frozenset[Role]] = FINANCE
+
+    @extend_schema(responses=ContractOut)
+    def get(self, request: Request, contract_id: int) -> Response:
+        ctx = request_ctx(request)
+        contract = selectors.contract_get(ctx=ctx, contract_id=contract_id)
+        memberships = selectors.contract_device_list(ctx=ctx, contract_id=contract.pk)
+        return Response(ContractOut(contract, context={"memberships": memberships}).data)
 
 
 class StatementListApi(APIView):

@@ -63,6 +63,10 @@ urlpatterns: list[URLPattern | URLResolver] = [
 
 # Routes under /api/v1/.
 api_urlpatterns: list[URLPattern | URLResolver] = [
+    path("plans/<int:plan_id>", api.PlanDetailApi.as_view(), name="api-plan-detail"),
+    path(
+        "contracts/<int:contract_id>", api.ContractDetailApi.as_view(), name="api-contract-detail"
+    ),
     path("statements", api.StatementListApi.as_view(), name="api-statement-list"),
     path(
         "statements/<int:statement_id>",

@@ -429,3 +429,36 @@ def test_list_pages_use_a_constant_number_of_queries(login, alice, tenant, plan,
     )
 
     assert counts() == few
+
+
+def test_the_api_shows_plans_and_contracts_to_finance_only(client, tenant, contract, charlie):
+    from accounts import services as account_services
+
+    def bearer(ctx, role, **kw):
+        _, raw = account_services.api_token_create(ctx=ctx, name="t", role=role, **kw)
+        return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+
+    finance = bearer(tenant.ctx(), Role.RESELLER_FINANCE)
+    plan = client.get(f"/api/v1/plans/{contract.plan_id}", **finance).json()
+    detail = client.get(f"/api/v1/contracts/{contract.pk}", **finance).json()
+
+    (version,) = plan["versions"]
+    mono = next(r for r in version["rates"] if r["counter"] == "impressions.mono")
+    assert mono["tiers"] == [
+        {"from_units": "0.0000", "to_units": "1000.0000", "unit_price": "0.01000000"},
+        {"from_units": "1000.0000", "to_units": None, "unit_price": "0.00500000"},
+    ]
+    assert [d["serial"] for d in detail["devices"]] == ["SN-1", "SN-2"]
+    assert detail["purchase_order"] == "PO-77"
+    support = bearer(tenant.ctx(), Role.RESELLER_SUPPORT)
+    assert client.get(f"/api/v1/contracts/{contract.pk}", **support).status_code == 403
+    foreign = bearer(_ctx_of(charlie), Role.RESELLER_ADMIN)
+    assert client.get(f"/api/v1/contracts/{contract.pk}", **foreign).status_code == 404
+    assert client.get(f"/api/v1/plans/{contract.plan_id}", **foreign).status_code == 404
+
+
+def _ctx_of(user):
+    from portal.tenancy import TenantContext
+
+    membership = user.memberships.get()
+    return TenantContext(reseller=membership.reseller, role=Role.RESELLER_ADMIN, user=user)
