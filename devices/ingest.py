@@ -26,6 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 from devices import normalise, services, wire
 from devices.models import Alert, Credential, TelemetryPolicy
 from devices.writer import Writer
+from portal import ratelimit
 from portal.api import error_body
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ UNAUTHENTICATED = Refusal(
 # --- HTTP ---------------------------------------------------------------------------------------
 
 
+# Guessing keys or secrets costs a sender its IP's access for a while; senders that sign
+# correctly are never counted.
+@ratelimit.auth_failures_limited("TELEMETRY_AUTH_FAILURE_RATE_LIMIT")
 @csrf_exempt
 def telemetry(request: HttpRequest) -> HttpResponse:
     """POST /api/v1/telemetry."""
@@ -84,6 +88,7 @@ def telemetry(request: HttpRequest) -> HttpResponse:
     return JsonResponse(answer, status=202)
 
 
+@ratelimit.auth_failures_limited("TELEMETRY_AUTH_FAILURE_RATE_LIMIT")
 @csrf_exempt
 def collector_config(request: HttpRequest) -> HttpResponse:
     """GET /api/v1/collector/config, signed like telemetry (SHA-256 of the empty body)."""
