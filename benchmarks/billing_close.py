@@ -213,11 +213,15 @@ def main() -> None:
     parser.add_argument("--url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--keep", action="store_true", help="reuse the fleet of the last run")
     parser.add_argument("--batch", type=int, default=500, help="contracts per transaction")
+    parser.add_argument("--workers", type=int, default=2, help="transactions side by side")
     args = parser.parse_args()
 
     if not args.keep:
         recreate_database(args.url)
     setup_django(args.url)
+    from billing import statement_services
+
+    statement_services.CLOSE_WORKERS = args.workers
     print(f"database: {args.url}")
     if not args.keep:
         for what, seconds in build_fleet(args.devices, args.contracts).items():
