@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from django.utils.html import escape
@@ -128,7 +129,8 @@ def pdf_context(context: dict[str, Any]) -> dict[str, Any]:
         "groups": device_groups(lines),
         "other_lines": [line for line in lines if line.device is None],
         "reseller_initials": initials(reseller.name),
-        "logo_url": logo.url if logo else "",
+        # WeasyPrint renders without a request: it reads the uploaded file itself.
+        "logo_url": Path(logo.path).as_uri() if logo else "",
         "reseller_address": [p for p in (reseller.address or "").splitlines() if p.strip()],
         "period_last_day": last_day(statement.period_end),
     }

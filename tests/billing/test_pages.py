@@ -281,6 +281,36 @@ def test_statement_pdf_is_a_pdf_with_the_totals(login, alice, final):
     assert len(response.content) > 5000
 
 
+def test_statement_pdf_carries_the_resellers_logo(login, alice, final, settings, tmp_path):
+    import struct
+    import zlib
+
+    from django.core.files.base import ContentFile
+
+    def png(width: int, height: int) -> bytes:
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            body = kind + data
+            return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+        rows = b"".join(b"\x00" + b"\x20\x50\xd0" * width for _ in range(height))
+        header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b"")
+        )
+
+    settings.MEDIA_ROOT = tmp_path
+    url = reverse("statement-pdf", kwargs={"statement_id": final.pk})
+    client = login(alice)
+    assert b"/Subtype /Image" not in client.get(url).content  # initials, no picture
+
+    final.reseller.logo.save("logo.png", ContentFile(png(40, 20)), save=True)
+
+    assert b"/Subtype /Image" in client.get(url).content
+
+
 def test_usage_export_streams_every_line_of_the_month(login, alice, final):
     response = login(alice).get(reverse("usage-export"), {"month": "2026-02"})
 
