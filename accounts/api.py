@@ -19,13 +19,22 @@ from portal.tenancy import ADMIN_ROLES, Role
 class CustomerOut(serializers.ModelSerializer):
     class Meta:
         model = Customer
-        fields = ["id", "name", "account_number", "billing_email", "notes", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "account_number",
+            "billing_email",
+            "billing_address",
+            "notes",
+            "created_at",
+        ]
 
 
 class CustomerIn(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     account_number = serializers.CharField(max_length=64, required=False, allow_blank=True)
     billing_email = serializers.EmailField(required=False, allow_blank=True)
+    billing_address = serializers.CharField(required=False, allow_blank=True)
     notes = serializers.CharField(required=False, allow_blank=True)
 
 

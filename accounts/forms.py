@@ -14,6 +14,11 @@ class CustomerForm(forms.Form):
     name = forms.CharField(max_length=200)
     account_number = forms.CharField(max_length=64, required=False)
     billing_email = forms.EmailField(required=False)
+    billing_address = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="Printed on usage statements.",
+    )
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
 
 

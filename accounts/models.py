@@ -53,6 +53,8 @@ class Customer(TenantModel):
     name = models.CharField(max_length=200)
     account_number = models.CharField(max_length=64, blank=True)
     billing_email = models.EmailField(blank=True)
+    # Printed on statements; sites keep their own (delivery) addresses.
+    billing_address = models.TextField(blank=True)
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(default=now)
 

@@ -186,6 +186,7 @@ def customer_create(
     name: str,
     account_number: str = "",
     billing_email: str = "",
+    billing_address: str = "",
     notes: str = "",
 ) -> Customer:
     _require_admin(ctx)
@@ -204,6 +205,7 @@ def customer_create(
             name=name,
             account_number=account_number.strip(),
             billing_email=billing_email.strip(),
+            billing_address=billing_address.strip(),
             notes=notes,
         )
         audit_record(ctx=ctx, action="customer.create", obj=customer, detail={"name": name})
@@ -212,7 +214,7 @@ def customer_create(
 
 def customer_update(*, ctx: TenantContext, customer_id: int, **fields: Any) -> Customer:
     _require_admin(ctx)
-    allowed = {"name", "account_number", "billing_email", "notes"}
+    allowed = {"name", "account_number", "billing_email", "billing_address", "notes"}
     unknown = set(fields) - allowed
     if unknown:
         raise DomainError(f"Unknown fields: {', '.join(sorted(unknown))}.")

@@ -131,3 +131,15 @@ def test_a_site_of_another_reseller_cannot_be_edited(foreign_tenant, tenant):
         services.site_update(ctx=tenant.ctx(), site_id=foreign_site.pk, name="Mine now")
     foreign_site.refresh_from_db()
     assert foreign_site.name != "Mine now"
+
+
+def test_billing_address_is_kept_and_shown(login, alice, tenant):
+    client = login(alice)
+    client.post(
+        f"/customers/{tenant.customer.pk}/edit/",
+        {"name": "Alpha Customer", "billing_address": "Kai 5\n20457 Hamburg"},
+    )
+
+    customer = Customer.objects.for_tenant(tenant.ctx()).get(pk=tenant.customer.pk)
+    assert customer.billing_address == "Kai 5\n20457 Hamburg"
+    assert b"Kai 5<br>20457 Hamburg" in client.get(f"/customers/{customer.pk}/").content

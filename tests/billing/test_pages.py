@@ -311,6 +311,29 @@ def test_statement_pdf_carries_the_resellers_logo(login, alice, final, settings,
     assert b"/Subtype /Image" in client.get(url).content
 
 
+def test_statement_pdf_addresses_the_customer(login, alice, final, monkeypatch):
+    import weasyprint
+
+    rendered: list[str] = []
+    real_html = weasyprint.HTML
+
+    def capture(*, string: str, **kwargs):
+        rendered.append(string)
+        return real_html(string=string, **kwargs)
+
+    monkeypatch.setattr(weasyprint, "HTML", capture)
+    customer = final.customer
+    customer.billing_address = "Accounts payable\nAm Sandtorkai 5\n20457 Hamburg"
+    customer.save(update_fields=["billing_address"])
+
+    response = login(alice).get(reverse("statement-pdf", kwargs={"statement_id": final.pk}))
+
+    assert response.content.startswith(b"%PDF")
+    (html,) = rendered
+    for line in ("Accounts payable", "Am Sandtorkai 5", "20457 Hamburg"):
+        assert f"<div>{line}</div>" in html
+
+
 def test_usage_export_streams_every_line_of_the_month(login, alice, final):
     response = login(alice).get(reverse("usage-export"), {"month": "2026-02"})
 

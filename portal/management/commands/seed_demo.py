@@ -40,6 +40,7 @@ RESELLERS: list[dict[str, Any]] = [
                 "name": "Harbour Logistics GmbH",
                 "account_number": "NW-1001",
                 "billing_email": "ap@harbour.demo",
+                "billing_address": "Accounts payable\nAm Sandtorkai 5\n20457 Hamburg\nGermany",
                 "sites": [
                     ("Hamburg HQ", "Am Sandtorkai 5", "20457", "Hamburg", "Jana Brandt"),
                     ("Bremen Warehouse", "Hafenstraße 80", "28217", "Bremen", "Ole Wendt"),
@@ -50,6 +51,7 @@ RESELLERS: list[dict[str, Any]] = [
                 "name": "Kessler Architects",
                 "account_number": "NW-1002",
                 "billing_email": "office@kessler.demo",
+                "billing_address": "Leopoldstraße 40\n80802 Munich\nGermany",
                 "sites": [("Munich Studio", "Leopoldstraße 40", "80802", "Munich", "Kai Kessler")],
                 "users": [("buyer@kessler.demo", "Ben Buyer", Role.CUSTOMER_BUYER)],
             },
@@ -57,6 +59,7 @@ RESELLERS: list[dict[str, Any]] = [
                 "name": "St. Anna Clinic",
                 "account_number": "NW-1003",
                 "billing_email": "einkauf@st-anna.demo",
+                "billing_address": "Einkauf\nKlinikweg 1\n22081 Hamburg\nGermany",
                 "sites": [("Main building", "Klinikweg 1", "22081", "Hamburg", "Dr. Meyer")],
                 "users": [],
             },
