@@ -3,8 +3,6 @@ call one service or selector, render."""
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
@@ -23,6 +21,7 @@ from orders.forms import (
     TransitionForm,
 )
 from orders.models import EmailLog, Order
+from portal import csv_export
 from portal.errors import DomainError, NotFoundError
 from portal.pages import form_error, paginate
 from portal.tenancy import ADMIN_ROLES, Role, tenant_view
@@ -64,30 +63,11 @@ def order_list(request: Any) -> HttpResponse:
     return render(request, template, context)
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-# A cell that starts like a formula runs as one in spreadsheet programs (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _safe(cell: str) -> str:
-    return "'" + cell if cell.startswith(_FORMULA_START) else cell
-
-
 @tenant_view()
 def order_export(request: Any) -> Any:  # a StreamingHttpResponse
     rows = selectors.order_export_rows(ctx=request.ctx, f=_order_filter(request))
-    writer = csv.writer(_Echo())
-
-    def stream() -> Iterator[str]:
-        yield writer.writerow(selectors.EXPORT_HEADER)
-        for row in rows:
-            yield writer.writerow([_safe(cell) for cell in row])
-
-    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+    lines = csv_export.csv_lines(selectors.EXPORT_HEADER, rows)
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     filename = f"orders-{now():%Y%m%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
