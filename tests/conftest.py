@@ -58,6 +58,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _tasks_run_in_process() -> Any:
+    """Tasks run in the test's process even where REDIS_URL names a real broker: no worker
+    consumes there, and a test waiting on a result would wait forever. The tests of a real
+    worker and of a dead broker switch this off themselves."""
+    from portal.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture(autouse=True)
 def _fast_hashing_and_clean_cache(settings: Any) -> Any:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     from django.core.cache import cache
