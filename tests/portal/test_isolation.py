@@ -23,6 +23,7 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 
 from accounts import services
 from accounts.models import Customer, Membership, User
+from portal.services import worker_heartbeat_record
 from portal.tenancy import Role
 from tests.conftest import Tenant, make_tenant
 from tests.factories import (
@@ -246,6 +247,8 @@ class Breach:
 def check_isolation(alpha: AlphaData, routes: list[Route]) -> list[Breach]:
     breaches: list[Breach] = []
     users = _b_users()
+    # A worker is up, as in production: with REDIS_URL set, /readyz answers 503 without one.
+    worker_heartbeat_record()
     for route in routes:
         path, names_object = _fill(route, alpha)
         for who, user in users.items():
