@@ -76,11 +76,11 @@ def build_fleet(devices: int, contracts: int) -> dict[str, float]:
         raw = cursor.connection
         with raw.cursor() as cur:
             with cur.copy(
-                "COPY accounts_customer (reseller_id, name, account_number, billing_email, notes,"
-                " created_at) FROM STDIN"
+                "COPY accounts_customer (reseller_id, name, account_number, billing_email,"
+                " billing_address, notes, created_at) FROM STDIN"
             ) as copy:
                 for c in range(contracts):
-                    copy.write_row((reseller.pk, f"Customer {c:05d}", f"K{c:05d}", "", "", now))
+                    copy.write_row((reseller.pk, f"Customer {c:05d}", f"K{c:05d}", "", "", "", now))
             cur.execute(
                 "INSERT INTO accounts_site (reseller_id, customer_id, name, address_line1,"
                 " address_line2, postal_code, city, country, contact_name, contact_email,"
