@@ -314,18 +314,10 @@ def invitation_create(
     email = email.strip().lower()
     if "@" not in email:
         raise DomainError("Enter a valid email address.", fields={"email": ["Not an address."]})
-    if role not in MEMBERSHIP_ROLES:
-        raise DomainError("Unknown role.", code="invalid_role", fields={"role": ["Unknown role."]})
-    customer = None
-    if role in CUSTOMER_ROLES:
-        customer = Customer.objects.for_tenant(ctx).filter(pk=customer_id).first()
-        if customer is None:
-            raise DomainError(
-                "Customer roles need a customer.",
-                code="customer_required",
-                fields={"customer": ["Choose the customer this user belongs to."]},
-            )
-    elif customer_id is not None:
+    customer = _role_customer(
+        ctx, role, customer_id, missing="Choose the customer this user belongs to."
+    )
+    if role not in CUSTOMER_ROLES and customer_id is not None:
         raise DomainError(
             "Reseller roles are not tied to a customer.",
             code="customer_not_allowed",
@@ -496,17 +488,7 @@ def api_token_create(
     name = name.strip()
     if not name:
         raise DomainError("Name the token.", fields={"name": ["This field is required."]})
-    if role not in MEMBERSHIP_ROLES:
-        raise DomainError("Unknown role.", code="invalid_role", fields={"role": ["Unknown role."]})
-    customer = None
-    if role in CUSTOMER_ROLES:
-        customer = Customer.objects.for_tenant(ctx).filter(pk=customer_id).first()
-        if customer is None:
-            raise DomainError(
-                "Customer roles need a customer.",
-                code="customer_required",
-                fields={"customer": ["Choose the customer."]},
-            )
+    customer = _role_customer(ctx, role, customer_id, missing="Choose the customer.")
     if ctx.user is None:
         raise PermissionDeniedError("A token is created by a person.")
     key = secrets.token_hex(6)
@@ -564,6 +546,25 @@ def invitations_purge(*, older_than_days: int = 90) -> int:
     # Spans every tenant: run by beat, never for a request.
     deleted, _ = Invitation.unscoped.filter(expires_at__lt=cutoff).delete()
     return deleted
+
+
+def _role_customer(
+    ctx: TenantContext, role: str, customer_id: int | None, *, missing: str
+) -> Customer | None:
+    """The tenant's customer a membership role is tied to: required for customer roles, none
+    for reseller roles. Refuses unknown roles and customers of other tenants."""
+    if role not in MEMBERSHIP_ROLES:
+        raise DomainError("Unknown role.", code="invalid_role", fields={"role": ["Unknown role."]})
+    if role not in CUSTOMER_ROLES:
+        return None
+    customer = Customer.objects.for_tenant(ctx).filter(pk=customer_id).first()
+    if customer is None:
+        raise DomainError(
+            "Customer roles need a customer.",
+            code="customer_required",
+            fields={"customer": [missing]},
+        )
+    return customer
 
 
 def _get_for_update(model: type[Any], ctx: TenantContext, pk: int) -> Any:
