@@ -21,8 +21,6 @@ import argparse
 import http.client
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +32,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.stack import StackError, Web  # noqa: E402 - needs ROOT on the path
 
 ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "inkmeter_bench"
@@ -123,31 +123,15 @@ def batches_build(sender: int, count: int) -> list[bytes]:
     return bodies[:count]
 
 
-def server_start(port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/gunicorn"),
-            "portal.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            *(["--threads", str(threads)] if threads > 1 else []),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=_env(),
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise SystemExit("gunicorn did not start")
+def server_start(port: int, workers: int, threads: int) -> Web:
+    # gunicorn as the throwaway stack starts it, logging to our console, against the shared
+    # PostgreSQL: a cluster of its own would change the figures this benchmark has recorded.
+    server = Web(env=_env(), workers=workers, threads=threads, port=port)
+    try:
+        server.start()
+    except StackError as error:
+        raise SystemExit(f"gunicorn did not start: {error}") from None
+    return server
 
 
 Signed = tuple[dict[str, str], bytes]
@@ -222,17 +206,16 @@ def _cpu_seconds(pids: list[int]) -> dict[int, float]:
     return seconds
 
 
-def server_pids(server: subprocess.Popen[bytes]) -> tuple[list[int], list[int]]:
+def server_pids(server: Web) -> tuple[list[int], list[int]]:
     """The gunicorn workers (children of the arbiter) and the database backends of the bench."""
     import psycopg
 
-    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
     with psycopg.connect(DB_URL, autocommit=True) as conn:
         backends = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             [DB_NAME],
         ).fetchall()
-    return [int(pid) for pid in children], [row[0] for row in backends]
+    return server.worker_pids(), [row[0] for row in backends]
 
 
 def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
@@ -308,8 +291,7 @@ def main() -> None:
             time.process_time() - before[2],
         )
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        server.stop()
     bound = copy_bound()
 
     latencies = result["latencies"]
