@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import hashlib
 import hmac
 import ipaddress
@@ -19,7 +18,6 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils.timezone import now
@@ -467,8 +465,12 @@ def credential_seen(*, credential: Credential, ip: str | None) -> None:
 def alerts_notify(*, alert_ids: list[int]) -> int:
     """Email the reseller about newly raised critical and warning alerts, each exactly once.
 
-    The claim (notified_at) is taken in the same transaction that schedules the mail, so a task
-    run twice, or a sweep racing the task, sends nothing twice."""
+    The claim (notified_at) is taken in the same transaction that logs the email (an EmailLog
+    row, orders/email_services.py), so a task run twice, or a sweep racing the task, logs
+    nothing twice, and a worker killed before the SMTP call leaves the email to be resent."""
+    from orders.email_services import emails_queue
+    from orders.models import EmailLog
+
     if not alert_ids:
         return 0
     with transaction.atomic():
@@ -486,24 +488,18 @@ def alerts_notify(*, alert_ids: list[int]) -> int:
         for alert in claimed:
             if alert.severity != Alert.Severity.INFO:
                 by_reseller.setdefault(alert.reseller_id, []).append(alert)
-        for alerts in by_reseller.values():
+        for reseller_id, alerts in by_reseller.items():
             recipient = alerts[0].reseller.support_email
             if not recipient:
                 continue
-            lines = [
-                f"{a.get_severity_display()}: {a.code} on {a.device} - {a.description}"
-                for a in alerts
-            ]
-            message = "\n".join(lines)
-            subject = f"[Inkmeter] {len(alerts)} new printer alert(s)"
-            transaction.on_commit(
-                functools.partial(
-                    send_mail,
-                    subject=subject,
-                    message=message,
-                    from_email=None,
-                    recipient_list=[recipient],
-                )
+            emails_queue(
+                reseller_id=reseller_id,
+                customer_id=None,
+                recipients=[recipient],
+                kind=EmailLog.Kind.PRINTER_CRITICAL,
+                template="devices/email/alerts.txt",
+                context={"alerts": alerts},
+                subject=f"[Inkmeter] {len(alerts)} new printer alert(s)",
             )
     return len(claimed)
 

@@ -1,15 +1,21 @@
-"""Emails of the orders app: each is logged before it is sent, sent once after the commit
-that asked for it, and its outcome is kept for the portal's email log."""
+"""Emails of the orders app: each is logged before it is sent, sent after the commit that
+asked for it by whichever worker holds its lease, and its outcome is kept for the portal's
+email log. A worker killed mid-send costs a delay, not the email (see `emails_send`)."""
 
 from __future__ import annotations
 
 import logging
+import smtplib
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from email.utils import parseaddr
 from typing import Any
 
-from django.core.mail import send_mail
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.core.mail.utils import DNS_NAME
 from django.db import transaction
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils.timezone import now
 
@@ -18,6 +24,11 @@ from orders.models import EmailLog, NotificationPreference, Order, SupplyAlert
 from portal.tenancy import CUSTOMER_ROLES
 
 log = logging.getLogger(__name__)
+
+# Rows a sender may claim: never tried or retrying (pending), or whose lease may have run out.
+DUE_STATUSES = (EmailLog.Status.PENDING, EmailLog.Status.SENDING)
+# The first retry after an error waits this long, each later one twice as long as the one before.
+RETRY_BACKOFF_SECONDS = 60
 
 
 def opted_out(reseller_id: int, kind: str) -> set[int]:
@@ -92,38 +103,125 @@ def _emails_enqueue(email_ids: list[int]) -> None:
 
 
 def emails_send(*, email_ids: list[int]) -> int:
-    """Send logged emails, each once: a conditional UPDATE claims it before the SMTP call."""
+    """Send the logged emails that are due, each by one worker at a time; returns how many went.
+
+    Each email is a lease (`email_claim`), taken and committed before the SMTP call, so the
+    database always says who is sending what; the SMTP call runs outside any transaction. A
+    worker killed between its claim and the mark leaves the row `sending` until its lease runs
+    out; then the redelivered task or `emails_send_sweep` sends it again.
+
+    That gives "exactly once" everywhere but one window: the mail server has accepted the
+    message (answered the final "." of DATA) and the worker dies before it marks the row sent.
+    Nothing on this side can tell that apart from a send that never happened, so the rerun
+    sends the message again. Both copies carry the same Message-ID (`message_id`), which is
+    how a mail server, a client or a person recognises the second as a duplicate.
+    """
     sent = 0
     for email_id in sorted(email_ids):
-        # System code: the claim names the row; there is no tenant to scope by in a task.
-        claimed = EmailLog.unscoped.filter(pk=email_id, status=EmailLog.Status.PENDING).update(
-            status=EmailLog.Status.SENT, sent_at=now()
-        )
-        if claimed != 1:
-            continue
-        email = EmailLog.unscoped.get(pk=email_id)
-        try:
-            send_mail(
-                subject=email.subject,
-                message=email.body,
-                from_email=None,
-                recipient_list=[email.recipient],
-            )
-        except Exception as exc:  # logged on the row, shown in the portal
-            EmailLog.unscoped.filter(pk=email_id).update(
-                status=EmailLog.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:500]
-            )
-            continue
-        sent += 1
+        email = email_claim(email_id=email_id)
+        if email is not None and _email_deliver(email):
+            sent += 1
     return sent
 
 
-def emails_send_sweep(*, older_than_seconds: int = 120, limit: int = 500) -> int:
-    """Emails logged but never sent (their task was lost)."""
-    cutoff = now() - timedelta(seconds=older_than_seconds)
-    pending = list(
-        EmailLog.unscoped.filter(status=EmailLog.Status.PENDING, created_at__lte=cutoff)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:limit]
+def email_claim(*, email_id: int) -> EmailLog | None:
+    """Take the lease on a due email (new, retrying, or whose sender's lease ran out), or None
+    if it is not due or another worker holds it.
+
+    The claim is one conditional UPDATE in its own committed transaction (durable: nesting it
+    in a caller's transaction would hold the claim back until after the SMTP call). Two workers
+    racing for a row both run it; PostgreSQL makes the second wait for the first and re-check
+    the condition, which the first's lease no longer meets."""
+    moment = now()
+    lease = timedelta(seconds=settings.EMAIL_SEND_LEASE_SECONDS)
+    with transaction.atomic(durable=True):
+        # System code: the claim names the row; the task that sends it has no tenant of its own.
+        claimed = EmailLog.unscoped.filter(
+            pk=email_id,
+            status__in=DUE_STATUSES,
+            next_attempt_at__lte=moment,
+            attempts__lt=settings.EMAIL_SEND_ATTEMPTS,
+        ).update(
+            status=EmailLog.Status.SENDING,
+            attempts=F("attempts") + 1,
+            next_attempt_at=moment + lease,
+        )
+        if claimed != 1:
+            return None
+        return EmailLog.unscoped.get(pk=email_id)
+
+
+def message_id(email: EmailLog) -> str:
+    """The Message-ID of every attempt to send this row: the same on a resend, different for
+    every other email (the row's id and creation time, at the sender's domain)."""
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or DNS_NAME
+    return f"<inkmeter.email.{email.pk}.{int(email.created_at.timestamp())}@{domain}>"
+
+
+def _email_deliver(email: EmailLog) -> bool:
+    """One SMTP attempt for a claimed email, then its outcome on the row."""
+    message = EmailMessage(
+        subject=email.subject,
+        body=email.body,
+        to=[email.recipient],
+        headers={"Message-ID": message_id(email)},
     )
-    return emails_send(email_ids=pending)
+    try:
+        message.send()
+    except Exception as exc:  # kept on the row, shown in the portal's email log
+        _email_attempt_failed(email, exc)
+        return False
+    # By pk alone: it did go out, even if a slow send outlived its lease meanwhile.
+    EmailLog.unscoped.filter(pk=email.pk).update(
+        status=EmailLog.Status.SENT, sent_at=now(), error=""
+    )
+    return True
+
+
+def _email_attempt_failed(email: EmailLog, exc: Exception) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:500]
+    is_final = _is_permanent(exc) or email.attempts >= settings.EMAIL_SEND_ATTEMPTS
+    backoff = timedelta(seconds=RETRY_BACKOFF_SECONDS * 2 ** (email.attempts - 1))
+    outcome: dict[str, Any] = (
+        {"status": EmailLog.Status.FAILED}
+        if is_final
+        else {"status": EmailLog.Status.PENDING, "next_attempt_at": now() + backoff}
+    )
+    # Only while the lease is still this attempt's: a rerun may have taken the row since.
+    EmailLog.unscoped.filter(
+        pk=email.pk, status=EmailLog.Status.SENDING, attempts=email.attempts
+    ).update(error=error, **outcome)
+    log.warning(
+        "email %s attempt %s failed%s: %s",
+        email.pk,
+        email.attempts,
+        "" if not is_final else ", giving up",
+        error,
+    )
+
+
+def _is_permanent(exc: Exception) -> bool:
+    """A 5xx answer (no such mailbox, message refused) or a message that cannot be built:
+    another attempt would fail the same way. Timeouts, refused connections and 4xx retry."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code >= 500
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    return not isinstance(exc, OSError)  # SMTPException is an OSError
+
+
+def emails_send_sweep(*, limit: int = 500) -> int:
+    """Send the emails that are due: never sent (their task was lost), retrying after an
+    error, or held by a worker that died (lease run out). An email whose last allowed attempt
+    died with its worker is marked failed."""
+    moment = now()
+    # System code across tenants: the sweep of the beat schedule.
+    due = EmailLog.unscoped.filter(status__in=DUE_STATUSES, next_attempt_at__lte=moment)
+    exhausted = due.filter(
+        status=EmailLog.Status.SENDING, attempts__gte=settings.EMAIL_SEND_ATTEMPTS
+    ).update(status=EmailLog.Status.FAILED, error="The sender stopped during the last attempt.")
+    lost = due.filter(status=EmailLog.Status.SENDING).count()
+    if exhausted or lost:
+        log.warning("emails: %s lost by their sender to resend, %s failed", lost, exhausted)
+    ids = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
+    return emails_send(email_ids=ids)

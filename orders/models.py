@@ -222,7 +222,13 @@ class SupplyAlert(TenantModel):
 
 
 class EmailLog(TenantModel):
-    """Every email the orders app sends: written before sending, updated with the outcome."""
+    """Every email the orders app sends: written before sending, updated with the outcome.
+
+    Sending is a lease, not a one-shot claim (orders/email_services.py): a worker takes the row
+    (status `sending`, `next_attempt_at` = the lease's end) in a committed transaction, talks
+    SMTP outside any transaction, and marks it `sent`. A worker killed in between leaves a row
+    whose lease runs out, and the next run sends it again. Errors retry with a backoff until
+    `attempts` reaches the limit, then the row is `failed`."""
 
     class Kind(models.TextChoices):
         SUPPLY_LOW = "supply_low", "Low supply"
@@ -231,6 +237,7 @@ class EmailLog(TenantModel):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
@@ -248,6 +255,11 @@ class EmailLog(TenantModel):
         "orders.Order", on_delete=models.SET_NULL, null=True, blank=True, related_name="emails"
     )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    # Claims taken so far; the claim that would exceed EMAIL_SEND_ATTEMPTS marks the row failed.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # When the row may be claimed: at once for a new email, after a backoff for a retry, and at
+    # the end of the lease while `sending` (a live sender has finished or been killed by then).
+    next_attempt_at = models.DateTimeField(default=now)
     error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=now)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -257,9 +269,11 @@ class EmailLog(TenantModel):
         indexes = [
             # email_list pages through a reseller's emails newest first.
             models.Index(fields=["reseller", "-created_at"], name="orders_email_recent"),
-            # emails_send_sweep finds emails whose task was lost.
+            # emails_send_sweep finds emails due a (re)send: never sent, retrying, lease expired.
             models.Index(
-                fields=["created_at"], condition=Q(status="pending"), name="orders_email_pending"
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["pending", "sending"]),
+                name="orders_email_due",
             ),
         ]
 

@@ -25,6 +25,7 @@ class Metrics:
     snapshots_recent: int
     followup_oldest_pending_seconds: float
     emails_failed: int
+    emails_retrying: int
     devices_online: int
     devices_offline: int
     worker_heartbeat_age_seconds: float | None
@@ -60,6 +61,10 @@ def metrics_get() -> Metrics:
         snapshots_recent=recent["snapshots"] or 0,
         followup_oldest_pending_seconds=(moment - oldest).total_seconds() if oldest else 0.0,
         emails_failed=EmailLog.unscoped.filter(status=EmailLog.Status.FAILED).count(),
+        # An attempt failed and another is due: the mail server is refusing or unreachable.
+        emails_retrying=EmailLog.unscoped.filter(
+            status=EmailLog.Status.PENDING, attempts__gt=0
+        ).count(),
         devices_online=states.get(True, 0),
         devices_offline=states.get(False, 0),
         worker_heartbeat_age_seconds=worker_heartbeat_age_seconds(),

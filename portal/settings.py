@@ -135,8 +135,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Redis redelivers an unacknowledged task after this long; beat sweeps cover anything lost.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Redis redelivers an unacknowledged task (its worker was killed) after this long; beat sweeps
+# cover anything lost. It must exceed the longest task time limit, or a slow task runs twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+}
 CELERY_TIMEZONE = "UTC"
 # readyz fails when no worker has run the beat's heartbeat task (every minute) for this long.
 CELERY_HEARTBEAT_STALE_MINUTES = env.int("CELERY_HEARTBEAT_STALE_MINUTES", default=5)
@@ -147,6 +150,14 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Inkmeter <noreply@inkmeter.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Seconds per SMTP socket operation: a stalled mail server must not hold a worker forever.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# A worker sending an email holds it this long (orders/email_services.py); if the worker dies,
+# the email is sent again once the lease has run out. Longer than one send can take (a few
+# EMAIL_TIMEOUTs), or a slow live sender and a rerun would both send.
+EMAIL_SEND_LEASE_SECONDS = env.int("EMAIL_SEND_LEASE_SECONDS", default=300)
+# Sends tried (errors back off between tries) before an email is marked failed.
+EMAIL_SEND_ATTEMPTS = env.int("EMAIL_SEND_ATTEMPTS", default=5)
 
 # --- Authentication (django-allauth, email login, TOTP for privileged roles) ----------------
 

@@ -82,6 +82,12 @@ METRICS = [
         "Emails whose sending failed (EmailLog status failed).",
         "emails_failed",
     ),
+    (
+        "inkmeter_emails_retrying",
+        "gauge",
+        "Emails whose last attempt failed and that will be tried again.",
+        "emails_retrying",
+    ),
     ("inkmeter_devices_online", "gauge", "Devices reporting on time.", "devices_online"),
     ("inkmeter_devices_offline", "gauge", "Devices marked offline.", "devices_offline"),
     (

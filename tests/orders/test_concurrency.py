@@ -1,8 +1,10 @@
 """Races that only a real database can decide: two people ordering the same replenishment at
-once, and two workers claiming the same low-supply email. PostgreSQL, real connections."""
+once, two workers claiming the same low-supply alert or the same email. PostgreSQL, real
+connections."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -11,8 +13,8 @@ import pytest
 from django.core import mail
 from django.db import connection
 
-from orders import services, supply_services
-from orders.models import Order, OrderLine, SupplyAlert
+from orders import email_services, services, supply_services
+from orders.models import EmailLog, Order, OrderLine, SupplyAlert
 from portal.errors import ConflictError
 from portal.tenancy import Role, TenantContext
 from tests.orders.conftest import customer_member, daily
@@ -86,3 +88,29 @@ def test_two_workers_claiming_one_alert_send_its_email_once(tenant, supply, prod
 
     assert sorted(results) == [False, False, False, True]
     assert len(mail.outbox) == 2
+
+
+def test_two_workers_claiming_one_email_one_wins_and_it_is_sent_once(tenant):
+    def logged() -> EmailLog:
+        # Committed at once (transactional test): as an email whose task is being delivered.
+        return EmailLog.unscoped.create(
+            reseller=tenant.reseller,
+            customer=tenant.customer,
+            recipient="bob@customer.test",
+            subject="[Inkmeter] Black toner low",
+            body="Order the replacement.",
+            kind=EmailLog.Kind.SUPPLY_LOW,
+        )
+
+    for _ in range(5):
+        email = logged()
+        claim = functools.partial(email_services.email_claim, email_id=email.pk)
+        claims = race(claim, claim)
+        assert sorted(isinstance(c, EmailLog) for c in claims) == [False, True], claims
+        assert claims.count(None) == 1
+        assert EmailLog.unscoped.get(pk=email.pk).attempts == 1
+
+    email = logged()
+    sends = race(*(lambda: email_services.emails_send(email_ids=[email.pk]),) * 4)
+    assert sorted(sends) == [0, 0, 0, 1]
+    assert [m.to for m in mail.outbox] == [["bob@customer.test"]]

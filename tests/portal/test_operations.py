@@ -176,6 +176,7 @@ def test_metrics_count_ingest_lag_emails_and_devices(settings, tenant, collector
             "inkmeter_telemetry_snapshots_recent": 0,
             "inkmeter_followup_oldest_pending_seconds": 0,
             "inkmeter_emails_failed": 0,
+            "inkmeter_emails_retrying": 0,
             "inkmeter_devices_online": 0,
             "inkmeter_devices_offline": 0,
         },
@@ -185,7 +186,13 @@ def test_metrics_count_ingest_lag_emails_and_devices(settings, tenant, collector
         # Follow-up runs on commit, which the test transaction never reaches: both stay due.
         assert post(collector, [snapshot("CN-1"), snapshot("CN-2")]).status_code == 202
         assert post(collector, [snapshot("CN-3")]).status_code == 202
-        for status in (EmailLog.Status.FAILED, EmailLog.Status.FAILED, EmailLog.Status.SENT):
+        for status, attempts in (
+            (EmailLog.Status.FAILED, 5),
+            (EmailLog.Status.FAILED, 1),
+            (EmailLog.Status.SENT, 1),
+            (EmailLog.Status.PENDING, 0),  # never tried: not retrying
+            (EmailLog.Status.PENDING, 2),
+        ):
             EmailLog.unscoped.create(
                 reseller=tenant.reseller,
                 recipient="a@b.test",
@@ -193,6 +200,7 @@ def test_metrics_count_ingest_lag_emails_and_devices(settings, tenant, collector
                 body="b",
                 kind=(EmailLog.Kind.ORDER_STATUS),
                 status=status,
+                attempts=attempts,
             )
         now_values = _scrape()[1]
     with time_machine.travel(start + timedelta(days=2), tick=False):
@@ -204,6 +212,7 @@ def test_metrics_count_ingest_lag_emails_and_devices(settings, tenant, collector
         "inkmeter_telemetry_snapshots_recent": 3,
         "inkmeter_followup_oldest_pending_seconds": 0,
         "inkmeter_emails_failed": 2,
+        "inkmeter_emails_retrying": 1,
         "inkmeter_devices_online": 3,
         "inkmeter_devices_offline": 0,
     }
@@ -212,6 +221,7 @@ def test_metrics_count_ingest_lag_emails_and_devices(settings, tenant, collector
         "inkmeter_telemetry_snapshots_recent": 0,
         "inkmeter_followup_oldest_pending_seconds": 2 * 86400,
         "inkmeter_emails_failed": 2,
+        "inkmeter_emails_retrying": 1,
         "inkmeter_devices_online": 0,
         "inkmeter_devices_offline": 3,
     }
