@@ -21,7 +21,7 @@ COPY . .
 RUN uv pip install --system --no-cache --no-deps . \
     && DEBUG=False SECRET_KEY=build-only-collectstatic python manage.py collectstatic --noinput \
     && useradd --system --home /app inkmeter \
-    && mkdir -p /var/lib/inkmeter && chown inkmeter /var/lib/inkmeter
+    && mkdir -p /var/lib/inkmeter/media && chown -R inkmeter /var/lib/inkmeter
 
 USER inkmeter
 EXPOSE 8000

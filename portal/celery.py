@@ -4,6 +4,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -44,3 +45,30 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE
+
+# Queues by kind of work, so that one kind cannot hold up another: a month close that runs for
+# minutes does not delay alert emails, and a slow SMTP server does not delay telemetry
+# follow-ups. `celery -A portal worker` without -Q consumes every queue below (docker-compose's
+# `worker`); eager mode (the demo, the tests) runs every task in-process and ignores routes.
+# docker-compose.yml shows the alternative of one worker per queue; docs/scale.md sizes them.
+QUEUES = ("ingest", "billing", "email", "pdf", "default")
+# Exact names are matched first, then the patterns in this order; anything else goes to
+# `default`. A new task in a routed module lands on its module's queue without an edit here.
+TASK_ROUTES: dict[str, dict[str, str]] = {
+    # Alert and order emails: claims and SMTP calls that may wait on a slow mail server.
+    "devices.tasks.alerts_notify_task": {"queue": "email"},
+    "orders.tasks.supply_alert_notify_task": {"queue": "email"},
+    "orders.tasks.orders_sweep_task": {"queue": "email"},
+    "*.tasks.*email*": {"queue": "email"},
+    "*.tasks.*notify*": {"queue": "email"},
+    # PDF rendering is CPU-bound and slow per item; no task renders one yet (docs/scale.md).
+    "*.tasks.*pdf*": {"queue": "pdf"},
+    # Telemetry follow-ups, supply evaluation after ingest, the offline sweep.
+    "devices.tasks.*": {"queue": "ingest"},
+    "orders.tasks.supplies_*": {"queue": "ingest"},
+    # Statement computation, the nightly close and the stale-draft sweep.
+    "billing.tasks.*": {"queue": "billing"},
+}
+app.conf.task_queues = [Queue(name) for name in QUEUES]
+app.conf.task_default_queue = "default"
+app.conf.task_routes = (TASK_ROUTES,)

@@ -30,7 +30,7 @@ def test_a_real_worker_runs_a_task_sent_through_redis():
             "--without-gossip",
             "--without-mingle",
             "-Q",
-            "celery",
+            "default",  # worker_ping's queue (portal/celery.py)
             "--loglevel=WARNING",
         ],
         cwd=ROOT,
