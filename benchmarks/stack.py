@@ -185,11 +185,12 @@ class Postgres:
     """An own cluster: initdb'd as the `postgres` OS user (the server refuses to run as root),
     listening on 127.0.0.1 only, its unix socket in the working directory, fsync on."""
 
-    def __init__(self, directory: Path, *, log_dir: Path) -> None:
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.data = directory / "data"
         self.sockets = directory / "sockets"
-        self.log = log_dir / "postgres.log"
+        # Beside the data, not in workdir/logs: the server writes it as `postgres`.
+        self.log = directory / "postgres.log"
         self.port = free_port()
         self.admin_url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/{DB_NAME}"
@@ -210,7 +211,6 @@ class Postgres:
         for path in (self.directory, self.data, self.sockets):
             path.mkdir(mode=0o700, exist_ok=True)
             os.chown(path, postgres.pw_uid, postgres.pw_gid)
-        self.log.parent.mkdir(parents=True, exist_ok=True)
         self.log.touch()
         os.chown(self.log, postgres.pw_uid, postgres.pw_gid)
         self._as_postgres(
@@ -222,6 +222,7 @@ class Postgres:
             "--encoding=UTF8",
             "--locale=C.UTF-8",
             "--no-instructions",
+            "--no-sync",  # of initdb's own files only; the server runs with fsync on
             timeout=120,
         )
         options = {
@@ -262,8 +263,11 @@ class Postgres:
         if self.postmaster_pid() is not None:
             self._pg_ctl("stop", f"--mode={mode}")
 
-    def restart(self, mode: str = "fast") -> None:
+    def restart(self, mode: str = "fast", *, down_s: float = 0) -> None:
+        """Stop, stay down `down_s` seconds (clients meet a refused connection, not only a cut
+        one), start."""
         self.stop(mode)
+        time.sleep(down_s)
         self.start()
 
     def postmaster_pid(self) -> int | None:
@@ -432,7 +436,13 @@ class Web:
         self.process = Process("gunicorn", command, env=env, log=log)
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
         self.process.start()
+
+    def wait_ready(self) -> None:
         wait_until(self._answers, timeout=START_TIMEOUT_S, what="gunicorn start")
 
     def _answers(self) -> bool:
@@ -496,17 +506,23 @@ class Worker:
         ]
         self.log = log
         self.process = Process("celery worker", command, env=env, log=log)
+        self._log_offset = 0
 
     def start(self) -> None:
         """Start and wait until the worker consumes (its "ready" log line)."""
-        offset = self.log.stat().st_size if self.log.exists() else 0
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        self._log_offset = self.log.stat().st_size if self.log.exists() else 0
         self.process.start()
 
+    def wait_ready(self) -> None:
         def ready() -> bool:
             self.process.check()
             try:
                 with self.log.open("rb") as f:
-                    f.seek(offset)
+                    f.seek(self._log_offset)
                     return b"ready." in f.read()
             except OSError:
                 return False
@@ -597,12 +613,13 @@ class Stack:
         keep_workdir: bool = False,
     ) -> None:
         self.workdir = Path(workdir).resolve()
+        self.timings: dict[str, float] = {}
         self.keep_workdir = keep_workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.logs = self.workdir / "logs"
         self.logs.mkdir(exist_ok=True)
         self._pg_home = self._postgres_home()
-        self.postgres = Postgres(self._pg_home, log_dir=self.logs)
+        self.postgres = Postgres(self._pg_home)
         plain = base_env()
         self.redis = Redis(self.workdir / "redis", env=plain, log_dir=self.logs)
         self.smtp = Smtp(self.workdir / "mail", env=plain, log_dir=self.logs)
@@ -674,16 +691,27 @@ class Stack:
         self.close(failed=kind is not None)
 
     def start(self) -> None:
-        self.postgres.init()
-        self.postgres.start()
-        self.postgres.database_create()
-        self.redis.start()
-        self.smtp.start()
-        self.manage("migrate", "--noinput", "-v0")
-        self.web.start()
-        self.worker.start()
+        """Start everything; `timings` keeps the seconds of each step (a slow start is
+        mostly migrate on a busy machine)."""
+        # gunicorn and the worker boot (import Django, fork) while migrate runs: neither
+        # touches the database before a request or a task, and none comes before we return.
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("initdb", self.postgres.init),
+            ("postgres", self.postgres.start),
+            ("createdb", self.postgres.database_create),
+            ("redis", self.redis.start),
+            ("smtp", self.smtp.start),
+            ("launch", lambda: (self.web.launch(), self.worker.launch())),
+            ("migrate", lambda: self.manage("migrate", "--noinput", "-v0")),
+            ("gunicorn", self.web.wait_ready),
+            ("celery worker", self.worker.wait_ready),
+        ]
         if self.beat is not None:
-            self.beat.start()
+            steps.append(("celery beat", self.beat.start))
+        for name, step in steps:
+            started = time.monotonic()
+            step()
+            self.timings[name] = time.monotonic() - started
 
     def close(self, *, failed: bool = False) -> None:
         """Stop everything (each step on its own, so that one failure stops no other), print
@@ -702,7 +730,7 @@ class Stack:
             except Exception as error:  # the next steps must still run
                 print(f"stack: {error}", file=sys.stderr)
         if failed:
-            for log in sorted(self.logs.glob("*.log")):
+            for log in [*sorted(self.logs.glob("*.log")), self.postgres.log]:
                 tail = log_tail(log)
                 if tail:
                     print(f"--- {log.name} (tail) ---\n{tail}", file=sys.stderr)
