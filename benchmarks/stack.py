@@ -701,7 +701,7 @@ class Stack:
             ("createdb", self.postgres.database_create),
             ("redis", self.redis.start),
             ("smtp", self.smtp.start),
-            ("launch", lambda: (self.web.launch(), self.worker.launch())),
+            ("launch", self._launch),
             ("migrate", lambda: self.manage("migrate", "--noinput", "-v0")),
             ("gunicorn", self.web.wait_ready),
             ("celery worker", self.worker.wait_ready),
@@ -712,6 +712,10 @@ class Stack:
             started = time.monotonic()
             step()
             self.timings[name] = time.monotonic() - started
+
+    def _launch(self) -> None:
+        self.web.launch()
+        self.worker.launch()
 
     def close(self, *, failed: bool = False) -> None:
         """Stop everything (each step on its own, so that one failure stops no other), print
