@@ -303,19 +303,26 @@ def seeded_counts(stack: Stack) -> list[str]:
     ]
 
 
-def queued(stack: Stack) -> int:
-    """Tasks waiting in the broker's default queue."""
+def queued(stack: Stack) -> dict[str, int]:
+    """Tasks waiting in the broker, per queue of portal/celery.py."""
     import redis
 
+    from portal.celery import QUEUES
+
     with redis.Redis.from_url(stack.redis.url) as client:
-        return int(client.llen("celery"))
+        return {name: int(client.llen(name)) for name in QUEUES}
+
+
+def queued_text(queues: dict[str, int]) -> str:
+    busy = ", ".join(f"{name} {n}" for name, n in queues.items() if n)
+    return f"{sum(queues.values())}" + (f" ({busy})" if busy else "")
 
 
 def queue_drain(stack: Stack, timeout: float) -> tuple[int, float]:
     """Wait until the worker has taken every queued task; returns what is left at the timeout
     and the seconds waited."""
     started = time.monotonic()
-    while (left := queued(stack)) and time.monotonic() - started < timeout:
+    while (left := sum(queued(stack).values())) and time.monotonic() - started < timeout:
         time.sleep(1)
     return left, time.monotonic() - started
 
@@ -967,7 +974,7 @@ def progress(
         samples.append((now - started, rss))
         with telemetry.lock:
             acked, batches = len(telemetry.acked_ids), telemetry.batches
-        tasks = queued(stack)
+        tasks = queued_text(queued(stack))
         print(
             f"[{now - started:5.0f}/{duration:.0f} s] {len(events) / (now - last):5.1f} req/s, "
             f"p95 {percentile(ordered, 0.95) * 1000:4.0f} ms, errors {errors}, "
@@ -1110,7 +1117,6 @@ def main() -> int:
 
     print(f"load average before: {loadavg()} ({os.cpu_count()} cores)", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="inkmeter-load-"))
-    workdir.chmod(0o755)  # the cluster runs as the postgres user and logs into workdir/logs
     with Stack(
         workdir,
         web_workers=args.web_workers,
@@ -1169,8 +1175,8 @@ def main() -> int:
         f"{found:,} (missing {missing}); stored from the load's collectors {stored:,}"
     )
     print(
-        f"tasks: {backlog} queued when the traffic stopped, drained in {drained:.0f} s "
-        f"({left} left after --drain {args.drain:g} s); {emails} emails sent"
+        f"tasks: {queued_text(backlog)} queued when the traffic stopped, drained in "
+        f"{drained:.0f} s ({left} left after --drain {args.drain:g} s); {emails} emails sent"
     )
     print()
     print("memory (RSS MB; PostgreSQL is its cluster summed):")
