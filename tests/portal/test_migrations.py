@@ -42,6 +42,13 @@ BIG_MODELS = {
     ("billing", "statementline"),
     ("accounts", "auditevent"),
 }
+# Partitioned by month on PostgreSQL (devices/migrations/0005, devices/partitions.py).
+PARTITIONED_MODELS = {
+    ("devices", "telemetrybatch"),
+    ("devices", "snapshot"),
+    ("devices", "counterreading"),
+    ("devices", "supplyreading"),
+}
 PROJECT_APPS = ("accounts", "devices", "billing", "orders", "portal")
 
 # Migrations that predate this guard: they ran when the tables were small or empty.
@@ -127,6 +134,13 @@ def _problem(operation, app_label: str, state) -> str | None:
         return "SQL or Python that nobody reviewed (add it to REVIEWED with the reason)"
     if (app_label, _model_of(operation)) not in BIG_MODELS:
         return None
+    if (app_label, _model_of(operation)) in PARTITIONED_MODELS and isinstance(
+        operation, pg.AddIndexConcurrently
+    ):
+        return (
+            "PostgreSQL cannot build an index CONCURRENTLY on a partitioned table: build it "
+            "on each partition, then attach (a reviewed RunSQL, docs/operations.md)"
+        )
     if isinstance(
         operation,
         pg.AddIndexConcurrently
@@ -221,7 +235,7 @@ def _problems_of(migration) -> list[str]:
     [
         (
             migration_operations.AddIndexConcurrently(
-                "counterreading", models.Index(fields=["collected_at"], name="probe_idx")
+                "job", models.Index(fields=["completed_at"], name="probe_idx")
             ),
             False,
         ),
@@ -259,10 +273,17 @@ def test_the_guard_accepts_the_safe_kinds(operation, atomic):
         ),
         (
             migration_operations.AddIndexConcurrently(
-                "counterreading", models.Index(fields=["collected_at"], name="probe_idx")
+                "job", models.Index(fields=["completed_at"], name="probe_idx")
             ),
             True,
             "CONCURRENTLY needs `atomic = False`",
+        ),
+        (
+            migration_operations.AddIndexConcurrently(
+                "counterreading", models.Index(fields=["collected_at"], name="probe_idx")
+            ),
+            False,
+            "cannot build an index CONCURRENTLY on a partitioned table",
         ),
         (
             migrations.AddField("snapshot", "probe", models.IntegerField(default=0)),
