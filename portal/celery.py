@@ -58,7 +58,11 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     # Alert and order emails: claims and SMTP calls that may wait on a slow mail server.
     "devices.tasks.alerts_notify_task": {"queue": "email"},
     "orders.tasks.supply_alert_notify_task": {"queue": "email"},
-    "orders.tasks.orders_sweep_task": {"queue": "email"},
+    # The orders sweep mostly re-runs supply evaluations (CPU-heavy, docs/scale.md); the emails
+    # it finds unsent are the rare lost ones.
+    "orders.tasks.orders_sweep_task": {"queue": "ingest"},
+    # Partition maintenance: daily DDL, kept off the queue whose backlog ingestion watches.
+    "devices.tasks.partition*": {"queue": "default"},
     "*.tasks.*email*": {"queue": "email"},
     "*.tasks.*notify*": {"queue": "email"},
     # PDF rendering is CPU-bound and slow per item; no task renders one yet (docs/scale.md).

@@ -87,7 +87,7 @@ def test_every_beat_entry_routes_to_a_declared_queue():
         ("devices.tasks.alerts_notify_task", "email"),
         ("orders.tasks.supply_alert_notify_task", "email"),
         ("orders.tasks.emails_send_task", "email"),
-        ("orders.tasks.orders_sweep_task", "email"),
+        ("orders.tasks.orders_sweep_task", "ingest"),
         ("accounts.tasks.invitations_purge_task", "default"),
         ("portal.tasks.worker_heartbeat_task", "default"),
         ("portal.tasks.worker_ping", "default"),
@@ -105,6 +105,7 @@ def test_each_kind_of_work_has_its_queue(task_name, queue):
         ("billing.tasks.statement_pdf_render_task", "pdf"),
         ("orders.tasks.emails_resend_sweep_task", "email"),
         ("devices.tasks.readings_archive_task", "ingest"),
+        ("devices.tasks.partitions_ensure_task", "default"),
         ("accounts.tasks.anything_else_task", "default"),
     ],
 )
