@@ -3,21 +3,32 @@ process; local memory in the demo and tests).
 
 A limit is written like allauth's: "20/10m" is 20 attempts per 10 minutes. Windows are fixed:
 cheap (one INCR) and good enough against guessing, which needs millions of attempts.
+
+Without the cache (Redis down) nothing is counted and every attempt goes through: a guesser
+gains the minutes of the outage, while refusing everyone would stop the collectors' telemetry,
+which the protocol acknowledges whatever happens to the cache (protocol/telemetry-v1.md).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import redis
 from allauth.core.internal.httpkit import get_client_ip
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.timezone import now
+
+log = logging.getLogger(__name__)
+
+# What the cache raises when its server is away: redis-py's errors (refused, reset, timed out).
+CACHE_DOWN = (redis.RedisError, OSError)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
@@ -52,20 +63,29 @@ def _key(scope: str, ident: str, rate: Rate) -> str:
 def is_limited(*, scope: str, ident: str, rate: str) -> bool:
     """Whether `ident` has used up its attempts in `scope`, without counting one."""
     parsed = Rate.parse(rate)
-    return int(cache.get(_key(scope, ident, parsed), 0)) >= parsed.limit
+    try:
+        count = int(cache.get(_key(scope, ident, parsed), 0))
+    except CACHE_DOWN as error:
+        log.warning("attempt limit %s not checked, the cache is down: %s", scope, error)
+        return False
+    return count >= parsed.limit
 
 
 def hit(*, scope: str, ident: str, rate: str) -> bool:
     """Count one attempt; True when it is over the limit (the caller refuses it)."""
     parsed = Rate.parse(rate)
     key = _key(scope, ident, parsed)
-    # add() is atomic and a no-op when the key exists, so racing first hits cannot reset it.
-    cache.add(key, 0, timeout=parsed.window_seconds + 1)
     try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr: this is the first attempt of a window
-        cache.add(key, 1, timeout=parsed.window_seconds + 1)
-        count = 1
+        # add() is atomic and a no-op when the key exists, so racing first hits cannot reset it.
+        cache.add(key, 0, timeout=parsed.window_seconds + 1)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr: the first attempt of a window
+            cache.add(key, 1, timeout=parsed.window_seconds + 1)
+            count = 1
+    except CACHE_DOWN as error:
+        log.warning("attempt in %s not counted, the cache is down: %s", scope, error)
+        return False
     return count > parsed.limit
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import socket
 import uuid
 
 import pytest
 from django.core import mail
-from django.test import Client
+from django.test import Client, override_settings
 
 from accounts import services
 from accounts.models import Customer, Membership
@@ -203,6 +204,31 @@ def test_telemetry_signature_failures_are_limited_per_ip(client, settings, tenan
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "rate_limited"
     assert _batch_post(other, credential, secret).status_code == 202
+
+
+def test_telemetry_is_accepted_while_the_cache_is_down(client, tenant):
+    # A Redis cache whose server is gone: nothing listens on the port of a closed socket.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    gone = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+        }
+    }
+    credential, secret = device_services.credential_create(
+        ctx=tenant.ctx(), kind="collector", site_id=tenant.site.pk
+    )
+
+    # Not the settings fixture: the cache must work again before the fixtures' teardown.
+    with override_settings(CACHES=gone):
+        accepted = _batch_post(client, credential, secret)
+        refused = _batch_post(client, credential, "wrong-secret")
+
+    assert accepted.status_code == 202
+    assert accepted.json()["accepted"] == 1
+    assert refused.status_code == 401  # refused for its signature, not failed for the cache
 
 
 def test_rates_are_written_like_allauths():
