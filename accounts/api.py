@@ -81,9 +81,12 @@ class _AdminWrites(APIView):
 
 
 class CustomerListApi(_AdminWrites):
+    # Documents the page wrapper and the page parameters in the OpenAPI schema too.
+    pagination_class = Pagination
+
     @extend_schema(responses=CustomerOut(many=True), operation_id="customers_list")
     def get(self, request: Request) -> Response:
-        paginator = Pagination()
+        paginator = self.pagination_class()
         qs = selectors.customer_list(ctx=request_ctx(request), search=request.GET.get("q", ""))
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(CustomerOut(page, many=True).data)
@@ -113,11 +116,14 @@ class CustomerDetailApi(_AdminWrites):
 
 
 class CustomerSiteListApi(_AdminWrites):
+    # Documents the page wrapper and the page parameters in the OpenAPI schema too.
+    pagination_class = Pagination
+
     @extend_schema(responses=SiteOut(many=True), operation_id="customer_sites_list")
     def get(self, request: Request, customer_id: int) -> Response:
         ctx = request_ctx(request)
         customer = selectors.customer_get(ctx=ctx, customer_id=customer_id)
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(
             selectors.site_list(ctx=ctx, customer_id=customer.pk), request, view=self
         )

@@ -225,6 +225,9 @@ class ContractDetailApi(APIView):
 
 
 class StatementListApi(APIView):
+    # Documents the page wrapper and the page parameters in the OpenAPI schema too.
+    pagination_class = Pagination
+
     required_roles: ClassVar[frozenset[Role]] = READERS
 
     @extend_schema(responses=StatementOut(many=True), parameters=[MONTH, STATUS])
@@ -234,7 +237,7 @@ class StatementListApi(APIView):
             month=_month(request) if request.query_params.get("month") else None,
             status=status_ if status_ in Statement.Status.values else "",
         )
-        paginator = Pagination()
+        paginator = self.pagination_class()
         qs = selectors.statement_list(ctx=request_ctx(request), f=f)
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(StatementOut(page, many=True).data)

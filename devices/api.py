@@ -91,11 +91,14 @@ def _created(credential: Credential, secret: str) -> dict[str, Any]:
 
 
 class CredentialListApi(APIView):
+    # Documents the page wrapper and the page parameters in the OpenAPI schema too.
+    pagination_class = Pagination
+
     required_roles: ClassVar[frozenset[str]] = ADMIN_ROLES
 
     @extend_schema(responses=CredentialOut(many=True), operation_id="credentials_list")
     def get(self, request: Request) -> Response:
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(
             selectors.credential_list(ctx=request_ctx(request)), request, view=self
         )

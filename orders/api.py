@@ -119,13 +119,16 @@ def _detail(request: Request, order: Order) -> dict[str, Any]:
 
 
 class OrderListApi(APIView):
+    # Documents the page wrapper and the page parameters in the OpenAPI schema too.
+    pagination_class = Pagination
+
     @extend_schema(responses=OrderOut(many=True), operation_id="orders_list")
     def get(self, request: Request) -> Response:
         status_filter = request.GET.get("status", "")
         f = selectors.OrderFilter(
             status=status_filter if status_filter in Order.Status.values else ""
         )
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(
             selectors.order_list(ctx=request_ctx(request), f=f), request, view=self
         )
@@ -171,9 +174,12 @@ class OrderTransitionApi(APIView):
 
 
 class ProductListApi(APIView):
+    # Documents the page wrapper and the page parameters in the OpenAPI schema too.
+    pagination_class = Pagination
+
     @extend_schema(responses=ProductOut(many=True), operation_id="products_list")
     def get(self, request: Request) -> Response:
-        paginator = Pagination()
+        paginator = self.pagination_class()
         qs = selectors.product_list(ctx=request_ctx(request), search=request.GET.get("q", ""))
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(ProductOut(page, many=True).data)
