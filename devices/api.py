@@ -127,7 +127,10 @@ class CredentialDetailApi(APIView):
         credential = selectors.credential_get(ctx=request_ctx(request), credential_id=credential_id)
         return Response(CredentialOut(credential).data)
 
-    @extend_schema(request=None, responses=CredentialOut, description="Revoke the credential.")
+    # 200 with the revoked credential: without the code, the schema would promise a bodiless 204.
+    @extend_schema(
+        request=None, responses={200: CredentialOut}, description="Revoke the credential."
+    )
     def delete(self, request: Request, credential_id: int) -> Response:
         credential = services.credential_revoke(
             ctx=request_ctx(request), credential_id=credential_id
