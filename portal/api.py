@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, pagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -13,7 +14,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from portal.authentication import request_ctx
 from portal.errors import DomainError
 
-__all__ = ["Pagination", "error_body", "exception_handler", "request_ctx"]
+__all__ = ["Pagination", "error_body", "exception_handler", "not_found", "request_ctx"]
 
 
 class Pagination(pagination.PageNumberPagination):
@@ -47,3 +48,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = codes if isinstance(codes, str) else exc.default_code
         response.data = error_body(str(code), str(exc.detail))
     return response
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The 404 of a path no route matches (handler404). Under /api/ it is the API's error body,
+    not an HTML page: /api/v1/customers/-1 or /api/v1/customers/x is an unknown customer to a
+    client, and its answer must parse like any other."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return defaults.page_not_found(request, exception)

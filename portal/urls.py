@@ -28,6 +28,9 @@ api_v1 = [
     ),
 ]
 
+# Unrouted /api/ paths answer in the API's error format, like its views.
+handler404 = "portal.api.not_found"
+
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
