@@ -107,11 +107,12 @@ class CustomerDetailApi(_AdminWrites):
 
     @extend_schema(request=CustomerIn(partial=True), responses=CustomerOut)
     def patch(self, request: Request, customer_id: int) -> Response:
+        ctx = request_ctx(request)
+        # The customer first: another tenant's id is a 404 whatever the body says.
+        customer = selectors.customer_get(ctx=ctx, customer_id=customer_id)
         data = CustomerIn(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        customer = services.customer_update(
-            ctx=request_ctx(request), customer_id=customer_id, **data.validated_data
-        )
+        customer = services.customer_update(ctx=ctx, customer_id=customer.pk, **data.validated_data)
         return Response(CustomerOut(customer).data)
 
 
@@ -146,11 +147,12 @@ class SiteDetailApi(_AdminWrites):
 
     @extend_schema(request=SiteIn(partial=True), responses=SiteOut)
     def patch(self, request: Request, site_id: int) -> Response:
+        ctx = request_ctx(request)
+        # The site first: another tenant's id is a 404 whatever the body says.
+        site = selectors.site_get(ctx=ctx, site_id=site_id)
         data = SiteIn(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        site = services.site_update(
-            ctx=request_ctx(request), site_id=site_id, **data.validated_data
-        )
+        site = services.site_update(ctx=ctx, site_id=site.pk, **data.validated_data)
         return Response(SiteOut(site).data)
 
 

@@ -143,11 +143,14 @@ class CredentialRotateApi(APIView):
 
     @extend_schema(request=RotateIn, responses=CredentialCreatedOut)
     def post(self, request: Request, credential_id: int) -> Response:
+        ctx = request_ctx(request)
+        # The credential first: another tenant's id is a 404 whatever the body says.
+        credential = selectors.credential_get(ctx=ctx, credential_id=credential_id)
         data = RotateIn(data=request.data)
         data.is_valid(raise_exception=True)
         credential, secret = services.credential_rotate(
-            ctx=request_ctx(request),
-            credential_id=credential_id,
+            ctx=ctx,
+            credential_id=credential.pk,
             grace_hours=data.validated_data.get("grace_hours"),
         )
         return Response(CredentialCreatedOut(_created(credential, secret)).data)
@@ -171,9 +174,12 @@ class CollectorConfigApi(APIView):
         responses={200: CollectorConfigOut, 400: OpenApiResponse(description="Invalid")},
     )
     def put(self, request: Request, credential_id: int) -> Response:
+        ctx = request_ctx(request)
+        # The credential first: another tenant's id is a 404 whatever the body says.
+        credential = selectors.credential_get(ctx=ctx, credential_id=credential_id)
         data = CollectorConfigIn(data=request.data)
         data.is_valid(raise_exception=True)
         credential = services.collector_config_update(
-            ctx=request_ctx(request), credential_id=credential_id, **data.validated_data
+            ctx=ctx, credential_id=credential.pk, **data.validated_data
         )
         return Response(services.collector_config(credential))
