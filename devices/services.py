@@ -529,8 +529,12 @@ def batch_followup(*, batch_pk: int) -> bool:
     return True
 
 
-def batches_followup_sweep(*, older_than_seconds: int = 120, limit: int = 500) -> int:
-    """Run the follow-up of accepted batches whose task was lost (broker or worker down)."""
+def batches_followup_sweep(*, older_than_seconds: int | None = None, limit: int = 500) -> int:
+    """Run the follow-up of accepted batches whose task was lost (broker or worker down): those
+    committed more than TELEMETRY_FOLLOWUP_GRACE_SECONDS ago, so a task still queued runs first.
+    """
+    if older_than_seconds is None:
+        older_than_seconds = settings.TELEMETRY_FOLLOWUP_GRACE_SECONDS
     cutoff = now() - timedelta(seconds=older_than_seconds)
     pending = list(
         TelemetryBatch.unscoped.filter(followup_done_at=None, received_at__lte=cutoff)

@@ -250,3 +250,19 @@ def test_offline_sweep_marks_silent_devices_and_a_report_brings_them_back(
     alert.refresh_from_db()
     assert silent.is_online
     assert alert.cleared_at is not None
+
+
+def test_the_sweep_leaves_a_batch_its_grace_then_runs_its_followup(
+    post: Post, collector: Signed, settings: Any
+) -> None:
+    assert post(collector, [snapshot()]).status_code == 202
+    # As if the follow-up task had been lost with the broker.
+    TelemetryBatch.unscoped.update(followup_done_at=None)
+    settings.TELEMETRY_FOLLOWUP_GRACE_SECONDS = 600
+
+    with time_machine.travel(datetime.now(tz=UTC) + timedelta(minutes=5)):
+        assert telemetry_followup_sweep_task.delay().get() == 0  # its task may still come
+        settings.TELEMETRY_FOLLOWUP_GRACE_SECONDS = 240
+        assert telemetry_followup_sweep_task.delay().get() == 1
+
+    assert TelemetryBatch.unscoped.get().followup_done_at is not None
