@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +15,8 @@ from rest_framework.views import APIView
 from devices import selectors, services
 from devices.models import Credential
 from portal.api import Pagination, request_ctx
+from portal.errors import DomainError
+from portal.openapi import error_response
 from portal.tenancy import ADMIN_ROLES
 
 
@@ -159,20 +161,16 @@ class CredentialRotateApi(APIView):
 class CollectorConfigApi(APIView):
     required_roles: ClassVar[frozenset[str]] = ADMIN_ROLES
 
-    @extend_schema(responses=CollectorConfigOut)
+    @extend_schema(
+        responses={200: CollectorConfigOut, 400: error_response("Not a collector's credential.")}
+    )
     def get(self, request: Request, credential_id: int) -> Response:
         credential = selectors.credential_get(ctx=request_ctx(request), credential_id=credential_id)
         if credential.kind != Credential.Kind.COLLECTOR:
-            return Response(
-                {"error": {"code": "not_a_collector", "message": "Not a collector.", "fields": {}}},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            raise DomainError("Not a collector.", code="not_a_collector")
         return Response(services.collector_config(credential))
 
-    @extend_schema(
-        request=CollectorConfigIn,
-        responses={200: CollectorConfigOut, 400: OpenApiResponse(description="Invalid")},
-    )
+    @extend_schema(request=CollectorConfigIn, responses=CollectorConfigOut)
     def put(self, request: Request, credential_id: int) -> Response:
         ctx = request_ctx(request)
         # The credential first: another tenant's id is a 404 whatever the body says.
