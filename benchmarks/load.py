@@ -38,9 +38,10 @@ What it measures, and what the figures mean
   crashed pool child) and is reported as such.
 - The load average at the start, in every progress line and at the end: on a shared machine,
   latency figures only mean something next to it.
-- Tasks: the Celery queue's length in every progress line, and after the traffic stops, how
-  long the worker takes to empty it: a queue that only grows means the worker cannot keep up
-  with the follow-ups of ingestion at this rate.
+- Tasks: the Celery queues' lengths in every progress line, after the traffic stops how long
+  the worker takes to empty them, and per task name (from the worker's log) runs, mean, max
+  and total seconds: a queue that only grows means the worker cannot keep up with the
+  follow-ups of ingestion at this rate, and the table says which tasks hold it.
 - Logs: error and traceback lines that gunicorn, Celery and the rest logged during the run, and
   PostgreSQL's statement errors counted by message (shown, not failures by themselves: races
   the application expects and handles, such as a unique key lost to a concurrent insert, are
@@ -873,6 +874,26 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def private_bytes(pid: int) -> int:
+    """Anonymous resident memory (Linux RssAnon): a process's own, without shared pages."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def memory(stack: Stack) -> dict[str, int]:
+    """The stack's RSS per process, plus PostgreSQL's private memory: each backend's RSS counts
+    the shared buffers it has touched, so the cluster's summed RSS climbs while they fill (up
+    to shared_buffers per backend) even when no backend holds on to memory of its own."""
+    return stack.rss() | {
+        "postgres private": sum(private_bytes(pid) for pid in stack.postgres.pids())
+    }
+
+
 def rss_self() -> int:
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE")
@@ -888,9 +909,10 @@ def _slope(points: list[tuple[float, float]]) -> float | None:
     return statistics.linear_regression(*zip(*points, strict=True)).slope
 
 
-def memory_report(samples: list[Sample], settled_s: float) -> list[str]:
+def memory_report(samples: list[Sample], settled_s: float) -> tuple[list[str], int]:
     """A row per process: start, a few samples between, end, the slope over the whole run and
-    over the settled part (from `settled_s` on), and a verdict on the latter."""
+    over the settled part (from `settled_s` on), and a verdict on the latter; and how many
+    processes grow."""
     names = list(dict.fromkeys(name for _, rss in samples for name in rss))
     picks = sorted({round(i * (len(samples) - 1) / 5) for i in range(6)})
     shown = [samples[i] for i in picks]
@@ -921,8 +943,7 @@ def memory_report(samples: list[Sample], settled_s: float) -> list[str]:
             for value, width in ((whole, 7), (slope, 11))
         )
         lines.append(f"{name:<24}{cells}  {slopes}  {verdict}")
-    lines.append(f"processes whose memory grows: {growing}")
-    return lines
+    return lines, growing
 
 
 def log_errors(stack: Stack, offsets: dict[Path, int]) -> tuple[list[str], Counter[str]]:
@@ -947,6 +968,28 @@ def log_errors(stack: Stack, offsets: dict[Path, int]) -> tuple[list[str], Count
             elif LOG_ERROR.search(line):
                 app.append(f"{path.name}: {line.decode(errors='replace')[:300]}")
     return app, database
+
+
+TASK_DONE = re.compile(rb"Task ([\w.]+)\[[^\]]+\] succeeded in ([0-9.]+)s")
+
+
+def task_times(stack: Stack, offsets: dict[Path, int]) -> list[str]:
+    """Per task name, from the worker's log since `offsets`: runs, mean, max and total seconds.
+    Says which tasks hold the worker when the queue grows."""
+    path = stack.worker.log
+    with path.open("rb") as f:
+        f.seek(offsets.get(path, 0))
+        done = TASK_DONE.findall(f.read())
+    times: dict[str, list[float]] = {}
+    for name, seconds in done:
+        times.setdefault(name.decode(), []).append(float(seconds))
+    lines = [f"{'task':<48}{'runs':>6}{'mean s':>9}{'max s':>9}{'total s':>9}"]
+    for name, values in sorted(times.items(), key=lambda item: -sum(item[1])):
+        lines.append(
+            f"{name:<48}{len(values):>6}{statistics.fmean(values):>9.2f}{max(values):>9.2f}"
+            f"{sum(values):>9.0f}"
+        )
+    return lines
 
 
 def log_offsets(stack: Stack) -> dict[Path, int]:
@@ -988,7 +1031,7 @@ def progress(
         events = recorder.since(last)
         ordered = sorted(seconds for _, seconds, _ in events)
         errors = sum(not ok for _, _, ok in recorder.since(started))
-        rss = stack.rss()
+        rss = memory(stack)
         samples.append((now - started, rss))
         with telemetry.lock:
             acked, batches = len(telemetry.acked_ids), telemetry.batches
@@ -997,7 +1040,8 @@ def progress(
             f"[{now - started:5.0f}/{duration:.0f} s] {len(events) / (now - last):5.1f} req/s, "
             f"p95 {percentile(ordered, 0.95) * 1000:4.0f} ms, errors {errors}, "
             f"batches {batches}, snapshots acked {acked:,}, tasks queued {tasks}, "
-            f"RSS {sum(rss.values()) / 2**20:,.0f} MB, load {loadavg()}",
+            f"RSS {(sum(rss.values()) - rss['postgres private']) / 2**20:,.0f} MB, "
+            f"load {loadavg()}",
             flush=True,
         )
         last = now
@@ -1059,7 +1103,7 @@ def run(
                     name=f"{person.email}-{tab}",
                 )
             )
-    samples: list[Sample] = [(0.0, stack.rss())]
+    samples: list[Sample] = [(0.0, memory(stack))]
     monitor = threading.Thread(
         target=progress,
         kwargs={
@@ -1080,7 +1124,7 @@ def run(
     for thread in [*threads, monitor]:
         thread.join(timeout=HTTP_TIMEOUT_S + 10)
     elapsed = time.monotonic() - started
-    samples.append((elapsed, stack.rss()))
+    samples.append((elapsed, memory(stack)))
     return recorder, telemetry, samples, elapsed
 
 
@@ -1160,6 +1204,7 @@ def main() -> int:
             stack, telemetry.acked_ids, [c["key_id"] for c in credentials]
         )
         logged, database_errors = log_errors(stack, offsets)
+        tasks = task_times(stack, offsets)
         emails = len(stack.smtp.paths()) - smtp_before
 
     rate = args.batches_per_second * SNAPSHOTS_PER_BATCH
@@ -1197,8 +1242,15 @@ def main() -> int:
         f"{drained:.0f} s ({left} left after --drain {args.drain:g} s); {emails} emails sent"
     )
     print()
-    print("memory (RSS MB; PostgreSQL is its cluster summed):")
-    print("\n".join(memory_report(samples, settled_s=args.duration * SETTLED_FROM)))
+    print("tasks the worker ran during the run and the drain (from its log):")
+    print("\n".join(tasks))
+    print()
+    print(
+        "memory (RSS MB; postgres is the cluster's RSS summed, postgres private its processes'"
+        " own memory without shared buffers):"
+    )
+    lines, growing = memory_report(samples, settled_s=args.duration * SETTLED_FROM)
+    print("\n".join(lines))
     print(f"load generator itself: {rss_self() / 2**20:.0f} MB")
     if errors:
         print()
@@ -1221,7 +1273,7 @@ def main() -> int:
     print(
         f"verdict: {'FAIL' if failed else 'PASS'} ({errors} request errors, {missing} "
         f"acknowledged snapshots missing, {stored - acked:+d} stored beyond the acknowledged, "
-        f"{len(logged)} logged errors)"
+        f"{len(logged)} logged errors); memory grows in {growing} processes"
     )
     return 1 if failed else 0
 
