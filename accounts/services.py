@@ -28,6 +28,7 @@ from accounts.models import (
     Site,
     User,
 )
+from portal import rls
 from portal.errors import ConflictError, DomainError, NotFoundError, PermissionDeniedError
 from portal.tenancy import (
     ADMIN_ROLES,
@@ -392,11 +393,12 @@ def invitation_find(*, token: str) -> Invitation | None:
     if not token or len(token) > 128:
         return None
     # Looked up by hash across tenants: the token itself is the proof of access.
-    return (
-        Invitation.unscoped.select_related("reseller", "customer")
-        .filter(token_hash=_sha256(token))
-        .first()
-    )
+    with rls.system("an invitation is found by its token before its reseller is known"):
+        return (
+            Invitation.unscoped.select_related("reseller", "customer")
+            .filter(token_hash=_sha256(token))
+            .first()
+        )
 
 
 def invitation_accept(*, token: str, user: User) -> Membership:
@@ -417,7 +419,7 @@ def invitation_accept(*, token: str, user: User) -> Membership:
     ctx = TenantContext(
         reseller=invitation.reseller, customer=invitation.customer, role=Role.SYSTEM, user=user
     )
-    with transaction.atomic():
+    with rls.tenant(invitation.reseller_id):
         claimed = Invitation.unscoped.filter(
             pk=invitation.pk, accepted_at=None, revoked_at=None
         ).update(accepted_at=now(), accepted_by=user)

@@ -28,7 +28,7 @@ from accounts.forms import (
 from accounts.models import User
 from devices.fleet_views import fleet_dashboard_context
 from orders.views import low_supply_context
-from portal import ratelimit
+from portal import ratelimit, rls
 from portal.errors import DomainError
 from portal.pages import form_error, paginate
 from portal.tenancy import (
@@ -229,6 +229,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     invitation = services.invitation_find(token=token)
     if invitation is None:
         raise Http404("This invitation link is not valid.")
+    rls.activate(invitation.reseller_id)
     if invitation.status != "pending":
         return render(
             request, "accounts/invitation_accept.html", {"invitation": invitation}, status=410
@@ -355,6 +356,7 @@ def api_token_revoke(request: Any, token_id: int) -> HttpResponse:
 def _operator(request: Any) -> None:
     if not request.user.is_superuser:
         raise PermissionDenied("Platform operators only.")
+    rls.activate_system("the operator console lists and creates resellers")
 
 
 @login_required

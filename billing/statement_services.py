@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
@@ -50,6 +51,8 @@ from billing.pricing import (
 )
 from billing.usage_selectors import Member, usage_growth
 from devices.models import Snapshot
+from devices.writer import Writer
+from portal import rls
 from portal.errors import ConflictError, DomainError, NotFoundError, PermissionDeniedError
 from portal.tenancy import ADMIN_ROLES, Role, TenantContext
 
@@ -152,13 +155,18 @@ def _write_lines(rows: Sequence[tuple[Statement, LineRow]]) -> None:
         )
         return
     columns = ("statement_id", "reseller_id", "customer_id", *LINE_COLUMNS)
-    sql = f"COPY billing_statementline ({', '.join(columns)}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.connection.cursor() as raw, raw.copy(sql) as copy:
-        for statement, line in rows:
-            values = [getattr(line, name) for name in LINE_COLUMNS]
-            values[0] = str(line.kind)
-            values[_FLAGS] = json.dumps(line.flags)
-            copy.write_row((statement.pk, statement.reseller_id, statement.customer_id, *values))
+
+    def row(statement: Statement, line: LineRow) -> tuple[Any, ...]:
+        values = [getattr(line, name) for name in LINE_COLUMNS]
+        values[0] = str(line.kind)
+        values[_FLAGS] = json.dumps(line.flags)
+        return (statement.pk, statement.reseller_id, statement.customer_id, *values)
+
+    writer = Writer()
+    try:
+        writer.append("billing_statementline", columns, (row(s, line) for s, line in rows))
+    finally:
+        writer.close()
 
 
 @dataclass
@@ -525,7 +533,9 @@ def _run_batches(batches: list[list[PeriodJob]]) -> list[int]:
 
     def run(batch: list[PeriodJob]) -> int:
         try:
-            return len(statements_compute(jobs=batch))
+            # A new connection: the caller's scope does not reach it.
+            with rls.system("one batch prices contracts of several resellers"):
+                return len(statements_compute(jobs=batch))
         finally:
             connection.close()  # this thread's own connection
 

@@ -5,7 +5,9 @@ from datetime import date
 from celery import shared_task
 from django.utils.timezone import now
 
-from billing import statement_services
+from billing import pdf_services, statement_services
+from billing.models import StatementPdf
+from portal import rls
 from portal.tenancy import TenantContext
 
 
@@ -13,13 +15,15 @@ from portal.tenancy import TenantContext
 def statements_close_task(*, as_of: str | None = None) -> int:
     """Nightly: drafts of the period that just ended, and every open draft again."""
     day = date.fromisoformat(as_of) if as_of else now().date()
-    return statement_services.statements_close(as_of=day)
+    with rls.system("the nightly close runs for every reseller"):
+        return statement_services.statements_close(as_of=day)
 
 
 @shared_task(acks_late=True, soft_time_limit=540, time_limit=600)
 def statements_stale_sweep_task() -> int:
     """Recompute drafts that late readings or corrections arrived after."""
-    return statement_services.statements_stale_sweep()
+    with rls.system("late data may reach any reseller's drafts"):
+        return statement_services.statements_stale_sweep()
 
 
 @shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
@@ -27,10 +31,21 @@ def statement_compute_task(*, reseller_id: int, contract_id: int, period_start: 
     """On demand from the portal or the API."""
     from accounts.models import Reseller
 
-    reseller = Reseller.objects.get(pk=reseller_id)
-    statement = statement_services.statement_compute(
-        ctx=TenantContext.system(reseller=reseller),
-        contract_id=contract_id,
-        period_start=date.fromisoformat(period_start),
-    )
+    with rls.tenant(reseller_id):
+        reseller = Reseller.objects.get(pk=reseller_id)
+        statement = statement_services.statement_compute(
+            ctx=TenantContext.system(reseller=reseller),
+            contract_id=contract_id,
+            period_start=date.fromisoformat(period_start),
+        )
     return statement.pk
+
+
+@shared_task(acks_late=True, soft_time_limit=540, time_limit=600)
+def statement_pdf_render_task(*, document_id: int) -> bool:
+    """A big statement's PDF, on the `pdf` queue; the page and the API poll its state."""
+    reseller_id = rls.reseller_of(StatementPdf, document_id)
+    if reseller_id is None:
+        return False
+    with rls.tenant(reseller_id):
+        return pdf_services.statement_pdf_render(document_id=document_id)

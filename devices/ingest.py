@@ -26,7 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 from devices import normalise, services, wire
 from devices.models import Alert, Credential, TelemetryPolicy
 from devices.writer import Writer
-from portal import ratelimit
+from portal import ratelimit, rls
 from portal.api import error_body
 
 log = logging.getLogger(__name__)
@@ -136,9 +136,11 @@ def _authenticate(request: HttpRequest, body: bytes) -> Credential:
         body_sha256=hashlib.sha256(body).hexdigest(),
         ip=_client_ip(request),
     )
-    credential = services.credential_authenticate(request=signed)
+    with rls.system("a credential is found by its key before its reseller is known"):
+        credential = services.credential_authenticate(request=signed)
     if credential is None:
         raise UNAUTHENTICATED
+    rls.activate(credential.reseller_id)
     return credential
 
 

@@ -418,6 +418,7 @@ def in_process_sender(*, key_id: str, secret: str) -> Sender:
     from django.test import RequestFactory
 
     from devices.ingest import telemetry
+    from portal import rls
 
     factory = RequestFactory()
 
@@ -432,7 +433,8 @@ def in_process_sender(*, key_id: str, secret: str) -> Sender:
             headers=headers | {"Content-Encoding": "gzip"},
             REMOTE_ADDR="127.0.0.1",
         )
-        response = telemetry(request)
+        with rls.request():  # what TenantMiddleware gives a request on a server
+            response = telemetry(request)
         return response.status_code, json.loads(response.content)
 
     return send
@@ -467,14 +469,17 @@ def fleet_simulate(
     with it, as HTTP requests to that portal. Returns what the portal answered."""
     from accounts.models import Site
     from devices.services import credential_create
+    from portal import rls
     from portal.tenancy import TenantContext
 
     # A management command acting for the site's reseller.
-    site = Site.unscoped.select_related("reseller").get(pk=site_id)
-    ctx = TenantContext.system(reseller=site.reseller)
-    credential, secret = credential_create(
-        ctx=ctx, kind="collector", name=f"Simulated collector (seed {seed})", site_id=site.pk
-    )
+    reseller_id = rls.reseller_of(Site, site_id)
+    with rls.tenant(reseller_id or 0):
+        site = Site.unscoped.select_related("reseller").get(pk=site_id)
+        ctx = TenantContext.system(reseller=site.reseller)
+        credential, secret = credential_create(
+            ctx=ctx, kind="collector", name=f"Simulated collector (seed {seed})", site_id=site.pk
+        )
     send = (
         http_sender(url=url, key_id=credential.key_id, secret=secret)
         if url

@@ -3,24 +3,33 @@
 from celery import shared_task
 
 from devices import services
+from devices.models import TelemetryBatch
+from portal import rls
 
 
 @shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
 def batch_followup_task(*, batch_pk: int) -> bool:
-    return services.batch_followup(batch_pk=batch_pk)
+    reseller_id = rls.reseller_of(TelemetryBatch, batch_pk)
+    if reseller_id is None:
+        return False
+    with rls.tenant(reseller_id):
+        return services.batch_followup(batch_pk=batch_pk)
 
 
 @shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
 def alerts_notify_task(*, alert_ids: list[int]) -> int:
-    return services.alerts_notify(alert_ids=alert_ids)
+    with rls.system("a batch's alerts are notified by id"):
+        return services.alerts_notify(alert_ids=alert_ids)
 
 
 @shared_task(acks_late=True, soft_time_limit=540, time_limit=600)
 def devices_offline_sweep_task() -> int:
-    return services.devices_offline_sweep()
+    with rls.system("the offline sweep covers every reseller's devices"):
+        return services.devices_offline_sweep()
 
 
 @shared_task(acks_late=True, soft_time_limit=540, time_limit=600)
 def telemetry_followup_sweep_task() -> int:
     """Re-derive follow-up work whose task was lost: batches first, then stray alerts."""
-    return services.batches_followup_sweep() + services.alerts_notify_sweep()
+    with rls.system("the sweep re-derives lost work of every reseller"):
+        return services.batches_followup_sweep() + services.alerts_notify_sweep()

@@ -4,6 +4,10 @@ PostgreSQL appends reading rows with psycopg 3 COPY (about ten times `bulk_creat
 demo and unit tests) uses executemany. Inserts that dedupe and upserts use multi-row
 `INSERT ... ON CONFLICT`, which both backends speak.
 
+PostgreSQL refuses COPY FROM into a table under row-level security (portal/rls.py), so with the
+wall up the reading rows are COPYed into a temporary twin and moved by one INSERT ... SELECT,
+which the tenant policy checks like any other insert.
+
 COPY data is written as one pre-built text buffer (`copy_text`), not row by row: psycopg's
 `write_row` adapts every value through its generic dumpers, which cost more per batch than the
 database spends storing the rows.
@@ -14,26 +18,20 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-import weakref
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
+
+from portal import rls
 
 # SQLite allows 32766 parameters per statement, PostgreSQL 65535.
 MAX_PARAMS = 30000
 # From this many rows on, PostgreSQL inserts go through COPY into a staging table.
 STAGE_FROM_ROWS = 8
-# Staging tables created, per database connection (temporary tables live as long as it), and
-# those that may hold rows (ON COMMIT DELETE ROWS empties them; a savepoint does not). Both are
-# marked on commit only: after a rollback the table may be gone or not, so it is checked again.
-# Keyed by the driver's connection object itself: a new connection (CONN_MAX_AGE) may reuse an
-# old one's id() but has no temporary tables.
-_STAGED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
-_FILLED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
 class Writer:
@@ -43,6 +41,7 @@ class Writer:
         self.is_postgres = connection.vendor == "postgresql"
         self.cursor = connection.cursor()
         self.statements = 0
+        self._stages: set[str] = set()
 
     # Values -------------------------------------------------------------------------------
 
@@ -102,16 +101,8 @@ class Writer:
     ) -> list[tuple[Any, ...]]:
         """COPY into a temporary twin, then one INSERT ... SELECT: a statement with thousands of
         placeholders costs more to build in Python than the database spends on it."""
-        stage = self._stage(table, columns)
-        filled = _FILLED.setdefault(connection.connection, set())
-        if stage in filled:
-            self.statements += 1
-            self.cursor.execute(f"DELETE FROM {stage}")  # noqa: S608 - our name
-        else:
-            filled.add(stage)
-            transaction.on_commit(lambda: filled.discard(stage))
-        self.statements += 2
-        self._copy(stage, columns, copy_text(rows))
+        stage = self._fill_stage(table, columns, copy_text(rows))
+        self.statements += 1
         sql = (
             f"INSERT INTO {table} ({_names(columns)}) SELECT {_names(columns)} FROM {stage}"  # noqa: S608
             + (f" {conflict}" if conflict else "")
@@ -121,16 +112,24 @@ class Writer:
         # Otherwise emptied at commit (ON COMMIT DELETE ROWS): a truncation, no dead rows.
         return list(self.cursor.fetchall()) if returning else []
 
-    def _stage(self, table: str, columns: Sequence[str]) -> str:
-        name = f"stage_{table}_{zlib.crc32(','.join(columns).encode()):08x}"
-        staged = _STAGED.setdefault(connection.connection, set())
-        if name not in staged:
-            self.cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {name} ON COMMIT DELETE ROWS AS "  # noqa: S608
-                f"SELECT {_names(columns)} FROM {table} WITH NO DATA"
+    def _fill_stage(self, table: str, columns: Sequence[str], data: str) -> str:
+        """COPY text into an empty temporary twin of `table` and return the twin's name.
+
+        The twin lives as long as the connection and is emptied at each commit (ON COMMIT
+        DELETE ROWS); within one transaction it is emptied here before each use, since an
+        earlier batch of the same transaction (the demo seed, a test) may have filled it."""
+        stage = f"stage_{table}_{zlib.crc32(','.join(columns).encode()):08x}"
+        sql = f"DELETE FROM {stage}"  # noqa: S608 - our names
+        if stage not in self._stages:
+            self._stages.add(stage)
+            sql = (
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "  # noqa: S608
+                f"SELECT {_names(columns)} FROM {table} WITH NO DATA; {sql}"
             )
-            transaction.on_commit(lambda: staged.add(name))
-        return name
+        self.statements += 2
+        self.cursor.execute(sql)
+        self._copy(stage, columns, data)
+        return stage
 
     def append(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Rows that never conflict (append-only readings): COPY on PostgreSQL."""
@@ -147,9 +146,18 @@ class Writer:
         leading values once per group."""
         if self.is_postgres:
             data = copy_text_grouped(groups)
-            if data:
+            if not data:
+                return
+            if not rls.enabled():
                 self.statements += 1
                 self._copy(table, columns, data)
+                return
+            # COPY FROM refuses tables under row-level security: it goes to the temporary twin,
+            # and one INSERT ... SELECT moves the rows past the policy's check.
+            stage = self._fill_stage(table, columns, data)
+            self.statements += 1
+            names = _names(columns)
+            self.cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}")  # noqa: S608
             return
         adapted = [self.adapt((*head, *row)) for head, rows in groups for row in rows]
         if adapted:

@@ -21,6 +21,7 @@ from django.utils.timezone import now
 
 from accounts.models import Membership
 from orders.models import EmailLog, NotificationPreference, Order, SupplyAlert
+from portal import rls
 from portal.tenancy import CUSTOMER_ROLES
 
 log = logging.getLogger(__name__)
@@ -134,8 +135,7 @@ def email_claim(*, email_id: int) -> EmailLog | None:
     the condition, which the first's lease no longer meets."""
     moment = now()
     lease = timedelta(seconds=settings.EMAIL_SEND_LEASE_SECONDS)
-    with transaction.atomic(durable=True):
-        # System code: the claim names the row; the task that sends it has no tenant of its own.
+    with rls.system("the claim names the row; its task has no tenant of its own", durable=True):
         claimed = EmailLog.unscoped.filter(
             pk=email_id,
             status__in=DUE_STATUSES,
@@ -172,9 +172,10 @@ def _email_deliver(email: EmailLog) -> bool:
         _email_attempt_failed(email, exc)
         return False
     # By pk alone: it did go out, even if a slow send outlived its lease meanwhile.
-    EmailLog.unscoped.filter(pk=email.pk).update(
-        status=EmailLog.Status.SENT, sent_at=now(), error=""
-    )
+    with rls.tenant(email.reseller_id):
+        EmailLog.unscoped.filter(pk=email.pk).update(
+            status=EmailLog.Status.SENT, sent_at=now(), error=""
+        )
     return True
 
 
@@ -188,9 +189,10 @@ def _email_attempt_failed(email: EmailLog, exc: Exception) -> None:
         else {"status": EmailLog.Status.PENDING, "next_attempt_at": now() + backoff}
     )
     # Only while the lease is still this attempt's: a rerun may have taken the row since.
-    EmailLog.unscoped.filter(
-        pk=email.pk, status=EmailLog.Status.SENDING, attempts=email.attempts
-    ).update(error=error, **outcome)
+    with rls.tenant(email.reseller_id):
+        EmailLog.unscoped.filter(
+            pk=email.pk, status=EmailLog.Status.SENDING, attempts=email.attempts
+        ).update(error=error, **outcome)
     log.warning(
         "email %s attempt %s failed%s: %s",
         email.pk,
@@ -215,13 +217,14 @@ def emails_send_sweep(*, limit: int = 500) -> int:
     error, or held by a worker that died (lease run out). An email whose last allowed attempt
     died with its worker is marked failed."""
     moment = now()
-    # System code across tenants: the sweep of the beat schedule.
-    due = EmailLog.unscoped.filter(status__in=DUE_STATUSES, next_attempt_at__lte=moment)
-    exhausted = due.filter(
-        status=EmailLog.Status.SENDING, attempts__gte=settings.EMAIL_SEND_ATTEMPTS
-    ).update(status=EmailLog.Status.FAILED, error="The sender stopped during the last attempt.")
-    lost = due.filter(status=EmailLog.Status.SENDING).count()
+    with rls.system("the sweep of the beat schedule covers every reseller's emails"):
+        due = EmailLog.unscoped.filter(status__in=DUE_STATUSES, next_attempt_at__lte=moment)
+        exhausted = due.filter(
+            status=EmailLog.Status.SENDING, attempts__gte=settings.EMAIL_SEND_ATTEMPTS
+        ).update(status=EmailLog.Status.FAILED, error="The sender stopped during the last attempt.")
+        lost = due.filter(status=EmailLog.Status.SENDING).count()
+        ids = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
     if exhausted or lost:
         log.warning("emails: %s lost by their sender to resend, %s failed", lost, exhausted)
-    ids = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
+    # Each email in transactions of its own, none of them around the SMTP call.
     return emails_send(email_ids=ids)

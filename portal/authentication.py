@@ -15,7 +15,7 @@ from rest_framework import exceptions, permissions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.request import Request
 
-from portal import ratelimit
+from portal import ratelimit, rls
 from portal.tenancy import Role, TenantContext
 
 if TYPE_CHECKING:
@@ -38,17 +38,21 @@ class ApiTokenAuthentication(BaseAuthentication):
         ip = ratelimit.client_ip(request._request)
         if ratelimit.is_limited(scope="api-token", ident=ip, rate=rate):
             raise _rate_limited(rate)
-        token = services.api_token_authenticate(raw=header[len(self.keyword) + 1 :].strip())
+        with rls.system("a token is found by its key before its reseller is known"):
+            token = services.api_token_authenticate(raw=header[len(self.keyword) + 1 :].strip())
+            if token is not None:
+                ctx = TenantContext(
+                    reseller=token.reseller,
+                    customer=token.customer,
+                    role=Role(token.role),
+                    user=token.created_by,
+                )
         if token is None:
             if ratelimit.hit(scope="api-token", ident=ip, rate=rate):
                 raise _rate_limited(rate)
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
-        request._request.ctx = TenantContext(  # type: ignore[attr-defined]
-            reseller=token.reseller,
-            customer=token.customer,
-            role=Role(token.role),
-            user=token.created_by,
-        )
+        rls.activate(ctx.reseller_id)
+        request._request.ctx = ctx  # type: ignore[attr-defined]
         return token.created_by, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -8,7 +8,8 @@ from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
-app = Celery("portal")
+# Every task starts with no tenant in scope and sets its own (portal/rls.py).
+app = Celery("portal", task_cls="portal.rls:ScopedTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
@@ -30,6 +31,10 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "telemetry-followup-sweep": {
         "task": "devices.tasks.telemetry_followup_sweep_task",
         "schedule": crontab(minute="*/2"),
+    },
+    "devices-partitions-ensure": {
+        "task": "devices.tasks.partitions_ensure_task",
+        "schedule": crontab(hour=2, minute=10),  # months ahead: any hour will do
     },
     "orders-sweep": {
         "task": "orders.tasks.orders_sweep_task",

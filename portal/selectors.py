@@ -10,6 +10,7 @@ from django.core.cache import cache
 from django.db.models import Count, Min, Sum
 from django.utils.timezone import now
 
+from portal import rls
 from portal.services import WORKER_HEARTBEAT_KEY
 
 INGEST_WINDOW = timedelta(minutes=5)
@@ -41,31 +42,32 @@ def metrics_get() -> Metrics:
     from devices.models import DeviceState, TelemetryBatch
     from orders.models import EmailLog
 
-    moment = now()
-    newest = TelemetryBatch.unscoped.order_by("-pk").values("pk")[:INGEST_SCAN_LIMIT]
-    recent = TelemetryBatch.unscoped.filter(
-        pk__in=newest, received_at__gte=moment - INGEST_WINDOW
-    ).aggregate(batches=Count("pk"), snapshots=Sum("snapshot_count"))
-    # The partial index devices_batch_followup_due holds exactly these rows.
-    oldest = TelemetryBatch.unscoped.filter(followup_done_at__isnull=True).aggregate(
-        at=Min("received_at")
-    )["at"]
-    states = dict(
-        DeviceState.unscoped.values("is_online")
-        .order_by()
-        .annotate(n=Count("pk"))
-        .values_list("is_online", "n")
-    )
-    return Metrics(
-        batches_recent=recent["batches"],
-        snapshots_recent=recent["snapshots"] or 0,
-        followup_oldest_pending_seconds=(moment - oldest).total_seconds() if oldest else 0.0,
-        emails_failed=EmailLog.unscoped.filter(status=EmailLog.Status.FAILED).count(),
-        # An attempt failed and another is due: the mail server is refusing or unreachable.
-        emails_retrying=EmailLog.unscoped.filter(
-            status=EmailLog.Status.PENDING, attempts__gt=0
-        ).count(),
-        devices_online=states.get(True, 0),
-        devices_offline=states.get(False, 0),
-        worker_heartbeat_age_seconds=worker_heartbeat_age_seconds(),
-    )
+    with rls.system("platform metrics count every tenant's rows"):
+        moment = now()
+        newest = TelemetryBatch.unscoped.order_by("-pk").values("pk")[:INGEST_SCAN_LIMIT]
+        recent = TelemetryBatch.unscoped.filter(
+            pk__in=newest, received_at__gte=moment - INGEST_WINDOW
+        ).aggregate(batches=Count("pk"), snapshots=Sum("snapshot_count"))
+        # The partial index devices_batch_followup_due holds exactly these rows.
+        oldest = TelemetryBatch.unscoped.filter(followup_done_at__isnull=True).aggregate(
+            at=Min("received_at")
+        )["at"]
+        states = dict(
+            DeviceState.unscoped.values("is_online")
+            .order_by()
+            .annotate(n=Count("pk"))
+            .values_list("is_online", "n")
+        )
+        return Metrics(
+            batches_recent=recent["batches"],
+            snapshots_recent=recent["snapshots"] or 0,
+            followup_oldest_pending_seconds=(moment - oldest).total_seconds() if oldest else 0.0,
+            emails_failed=EmailLog.unscoped.filter(status=EmailLog.Status.FAILED).count(),
+            # An attempt failed and another is due: the mail server is refusing or unreachable.
+            emails_retrying=EmailLog.unscoped.filter(
+                status=EmailLog.Status.PENDING, attempts__gt=0
+            ).count(),
+            devices_online=states.get(True, 0),
+            devices_offline=states.get(False, 0),
+            worker_heartbeat_age_seconds=worker_heartbeat_age_seconds(),
+        )

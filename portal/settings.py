@@ -104,7 +104,6 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'inkmeter.sqlite3'}"),
 }
-DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
@@ -114,6 +113,22 @@ if not IS_POSTGRES:
     # SQLite: wait for the writer instead of failing at once, as concurrent demo requests would.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Row-level security on PostgreSQL (portal/rls.py): the app works as DATABASE_APP_ROLE, which
+# owns no table; migrations run as the owner, who logs in with DATABASE_OWNER_URL when the
+# app's DATABASE_URL names the app role itself (production), or with DATABASE_URL otherwise.
+INKMETER_RLS = env.bool("INKMETER_RLS", default=True)
+DATABASE_APP_ROLE = env.str("DATABASE_APP_ROLE", default="inkmeter_app")
+# With the wall up, a request is one transaction (portal.tenancy.TenantMiddleware) and each
+# view a savepoint within it, so that a failing view leaves nothing behind.
+DATABASES["default"]["ATOMIC_REQUESTS"] = IS_POSTGRES and INKMETER_RLS
+DATABASE_OWNER = {
+    key: value
+    for key, value in (
+        env.db("DATABASE_OWNER_URL") if env.str("DATABASE_OWNER_URL", "") else {}
+    ).items()
+    if key in {"USER", "PASSWORD", "HOST", "PORT"}
+}
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:

@@ -23,6 +23,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
 
+from portal import rls
 from portal.errors import NotFoundError, PermissionDeniedError
 
 if TYPE_CHECKING:
@@ -169,6 +170,19 @@ class TenantMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not rls.enabled():
+            return self._handle(request)
+        # One transaction per request, scoped to the tenant resolved below (or, for the API, by
+        # its authentication); a streamed body gets the same scope when it is read.
+        with rls.request():
+            response = self._handle(request)
+            reseller_id = rls.current_reseller_id() if response.streaming else None
+        if response.streaming:
+            stream: Any = response
+            stream.streaming_content = rls.stream_in_scope(stream.streaming_content, reseller_id)
+        return response
+
+    def _handle(self, request: HttpRequest) -> HttpResponse:
         from accounts import selectors
 
         tenant_request: Any = request
@@ -176,6 +190,7 @@ class TenantMiddleware:
         tenant_request.memberships = []
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
+            rls.activate_system("a user's memberships may span resellers")
             resolved = selectors.session_context_resolve(
                 user=user,
                 membership_id=request.session.get(SESSION_MEMBERSHIP_KEY),
@@ -183,6 +198,7 @@ class TenantMiddleware:
             )
             tenant_request.ctx = resolved.ctx
             tenant_request.memberships = resolved.memberships
+            rls.activate(resolved.ctx.reseller_id if resolved.ctx else None)
         response = self.get_response(request)
         ctx = tenant_request.ctx
         if ctx is not None and ctx.is_operator and _is_tenant_page(request):

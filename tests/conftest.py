@@ -5,7 +5,9 @@ skips into failures on CI's real-services run."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +70,62 @@ def _tasks_run_in_process() -> Any:
     app.conf.task_always_eager = app.conf.task_eager_propagates = True
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture(autouse=True)
+def _test_code_acts_as_system(request: pytest.FixtureRequest) -> Any:
+    """A test's own set-up and checks (factories, ORM asserts) span tenants, as system code
+    does; the code under test starts its own scopes (a request, a task) and the row-level
+    security of PostgreSQL binds it there. See tests/portal/test_rls.py for the wall itself."""
+    uses_db = request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(
+        request.fixturenames
+    )
+    if not uses_db:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")
+    from django.db import connection
+
+    from portal import rls
+
+    if not rls.enabled():
+        yield
+        return
+    # Inside the test's transaction, for that transaction; without one (transactional tests),
+    # for the test's connection until the end of the test.
+    local = connection.in_atomic_block
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, %s, %s)", [rls.SCOPE, rls.SYSTEM, local])
+    yield
+    if not local and connection.connection is not None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config(%s, '', false)", [rls.SCOPE])
+
+
+# What a request spends on its transaction and its row-level-security scope (portal/rls.py):
+# a fixed few statements on PostgreSQL, none on SQLite. Query budgets count the rest.
+_BOOKKEEPING = re.compile(r"^\s*(?:(?:RELEASE |ROLLBACK TO )?SAVEPOINT |SELECT was\.reseller)")
+
+
+@pytest.fixture
+def assert_data_queries() -> Callable[..., AbstractContextManager[Any]]:
+    """`with assert_data_queries(10):` (or `exact=False` for at most): the queries that read
+    or write data, whatever the database adds around them for the transaction and the wall."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    @contextmanager
+    def check(expected: int, *, exact: bool = True) -> Iterator[Any]:
+        with CaptureQueriesContext(connection) as captured:
+            yield captured
+        data = [q["sql"] for q in captured.captured_queries if not _BOOKKEEPING.match(q["sql"])]
+        within = len(data) == expected if exact else len(data) <= expected
+        assert within, (
+            f"expected {'' if exact else 'at most '}{expected} data queries, got {len(data)}:\n"
+            + "\n".join(data)
+        )
+
+    return check
 
 
 @pytest.fixture(autouse=True)

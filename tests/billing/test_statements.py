@@ -20,6 +20,7 @@ from billing.models import (
     StatementLine,
 )
 from devices.models import Device
+from portal import rls
 from portal.errors import ConflictError, PermissionDeniedError
 from portal.tenancy import Role
 from tests.billing.conftest import at, read, simple_terms
@@ -588,7 +589,8 @@ def test_two_workers_computing_the_same_statement_produce_one(tenant, contract, 
     def worker() -> None:
         try:
             barrier.wait()
-            results.append(compute(tenant, contract).pk)
+            with rls.tenant(tenant.reseller.pk):  # as statement_compute_task scopes it
+                results.append(compute(tenant, contract).pk)
         except BaseException as exc:
             errors.append(exc)
         finally:

@@ -269,19 +269,19 @@ def _fleet_of(tenant: Tenant, size: int) -> None:
 
 @pytest.mark.parametrize("size", [3, 30])
 def test_the_list_costs_the_same_queries_at_3_and_30_devices(
-    tenant: Tenant, alice: Any, login: Any, django_assert_num_queries: Any, size: int
+    tenant: Tenant, alice: Any, login: Any, assert_data_queries: Any, size: int
 ) -> None:
     _fleet_of(tenant, size)
     client = login(alice)
 
-    with django_assert_num_queries(LIST_QUERIES):
+    with assert_data_queries(LIST_QUERIES):
         response = client.get(DEVICES, {"sort": "-supply", "low": "1", "q": "Q-"})
 
     assert response.status_code == 200
 
 
 def test_ten_thousand_devices_page_in_the_same_queries(
-    tenant: Tenant, alice: Any, login: Any, django_assert_num_queries: Any
+    tenant: Tenant, alice: Any, login: Any, assert_data_queries: Any
 ) -> None:
     size = 10_000
     moment = now()
@@ -323,7 +323,7 @@ def test_ten_thousand_devices_page_in_the_same_queries(
     client = login(alice)
 
     started = time.monotonic()
-    with django_assert_num_queries(LIST_QUERIES):
+    with assert_data_queries(LIST_QUERIES):
         response = client.get(DEVICES, {"sort": "supply", "status": "online", "low": "1"})
     elapsed = time.monotonic() - started
 

@@ -15,6 +15,8 @@ from django.db import connection
 
 from orders import email_services, services, supply_services
 from orders.models import EmailLog, Order, OrderLine, SupplyAlert
+from orders.tasks import supply_alert_notify_task
+from portal import rls
 from portal.errors import ConflictError
 from portal.tenancy import Role, TenantContext
 from tests.orders.conftest import customer_member, daily
@@ -51,12 +53,17 @@ def test_two_users_ordering_the_same_replenishment_make_one_line(tenant, bob, su
         ctx = TenantContext(
             reseller=tenant.reseller, role=role, customer=tenant.customer, user=user
         )
-        return lambda: services.order_create(
-            ctx=ctx,
-            site_id=tenant.site.pk,
-            lines=[services.LineIn(product_id=product.pk, supply_id=supply.pk)],
-            submit=True,
-        )
+
+        def place() -> Order:
+            with rls.tenant(tenant.reseller.pk):  # as the request's middleware scopes it
+                return services.order_create(
+                    ctx=ctx,
+                    site_id=tenant.site.pk,
+                    lines=[services.LineIn(product_id=product.pk, supply_id=supply.pk)],
+                    submit=True,
+                )
+
+        return place
 
     for _ in range(5):  # a few rounds: each must end with exactly one open line
         results = race(order_as(bob, Role.CUSTOMER_ADMIN), order_as(buyer, Role.CUSTOMER_BUYER))
@@ -84,7 +91,8 @@ def test_two_workers_claiming_one_alert_send_its_email_once(tenant, supply, prod
     mail.outbox.clear()
     alert = SupplyAlert.unscoped.get()
 
-    results = race(*(lambda: supply_services.supply_alert_notify(alert_id=alert.pk),) * 4)
+    # The task's own body, in its own scope, on each thread's connection.
+    results = race(*(lambda: supply_alert_notify_task.run(alert_id=alert.pk),) * 4)
 
     assert sorted(results) == [False, False, False, True]
     assert len(mail.outbox) == 2

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from accounts.models import Reseller, Site
 from devices import services
 from devices.models import Credential
+from portal import rls
 from portal.errors import DomainError
 from portal.tenancy import TenantContext
 
@@ -30,35 +31,39 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="", help="A label shown in the portal.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        reseller = Reseller.objects.filter(slug=options["reseller"]).first()
+        with rls.system("the reseller is named by its slug"):
+            reseller = Reseller.objects.filter(slug=options["reseller"]).first()
         if reseller is None:
             raise CommandError(f"No reseller with slug {options['reseller']!r}.")
-        ctx = TenantContext.system(reseller=reseller)
-        site_id = None
-        if options["customer"] or options["site"]:
-            if not (options["customer"] and options["site"]):
-                raise CommandError("Give --customer and --site together.")
-            site = (
-                Site.objects.for_tenant(ctx)
-                .filter(customer__name=options["customer"], name=options["site"])
-                .first()
-            )
-            if site is None:
-                raise CommandError(
-                    f"No site {options['site']!r} of customer {options['customer']!r}."
+        with rls.tenant(reseller.pk):
+            ctx = TenantContext.system(reseller=reseller)
+            site_id = None
+            if options["customer"] or options["site"]:
+                if not (options["customer"] and options["site"]):
+                    raise CommandError("Give --customer and --site together.")
+                site = (
+                    Site.objects.for_tenant(ctx)
+                    .filter(customer__name=options["customer"], name=options["site"])
+                    .first()
                 )
-            site_id = site.pk
-        kind = Credential.Kind.DIRECT if options["device"] else Credential.Kind.COLLECTOR
-        try:
-            credential, secret = services.credential_create(
-                ctx=ctx,
-                kind=kind,
-                name=options["name"],
-                site_id=site_id,
-                serial=options["device"] or "",
+                if site is None:
+                    raise CommandError(
+                        f"No site {options['site']!r} of customer {options['customer']!r}."
+                    )
+                site_id = site.pk
+            kind = Credential.Kind.DIRECT if options["device"] else Credential.Kind.COLLECTOR
+            try:
+                credential, secret = services.credential_create(
+                    ctx=ctx,
+                    kind=kind,
+                    name=options["name"],
+                    site_id=site_id,
+                    serial=options["device"] or "",
+                )
+            except DomainError as error:
+                raise CommandError(error.message) from error
+            self.stdout.write(
+                json.dumps(
+                    {"key_id": credential.key_id, "secret": secret, "url": settings.SITE_URL}
+                )
             )
-        except DomainError as error:
-            raise CommandError(error.message) from error
-        self.stdout.write(
-            json.dumps({"key_id": credential.key_id, "secret": secret, "url": settings.SITE_URL})
-        )

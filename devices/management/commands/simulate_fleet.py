@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Reseller, Site
 from devices.simulator import fleet_simulate
+from portal import rls
 from portal.tenancy import TenantContext
 
 
@@ -34,19 +35,22 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        reseller = Reseller.objects.filter(slug=options["reseller"]).first()
+        with rls.system("the reseller is named by its slug"):
+            reseller = Reseller.objects.filter(slug=options["reseller"]).first()
         if reseller is None:
             raise CommandError(f"No reseller with slug {options['reseller']!r}.")
-        ctx = TenantContext.system(reseller=reseller)
-        site = (
-            Site.objects.for_tenant(ctx)
-            .filter(customer__name=options["customer"], name=options["site"])
-            .first()
-        )
+        with rls.tenant(reseller.pk):
+            ctx = TenantContext.system(reseller=reseller)
+            site = (
+                Site.objects.for_tenant(ctx)
+                .filter(customer__name=options["customer"], name=options["site"])
+                .first()
+            )
         if site is None:
             raise CommandError("No such customer and site.")
         if not 1 <= options["batch_size"] <= 1000:
             raise CommandError("--batch-size is 1 to 1000.")
+        # Each batch is a request of its own, in its own transaction and scope.
         report = fleet_simulate(
             site_id=site.pk,
             devices=options["devices"],

@@ -12,10 +12,10 @@ from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from django.test.utils import override_settings
 
 from accounts.models import Customer, Membership, Reseller, Site, User
+from portal import rls
 from portal.tenancy import Role
 
 PASSWORD = "inkmeter-demo"  # noqa: S105 - the demo's published password
@@ -120,7 +120,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
             raise CommandError("seed_demo creates well-known passwords: run it with DEBUG=True.")
-        with transaction.atomic():
+        with rls.system("the demo seeds every tenant"):
             operator = self._user("operator@inkmeter.demo", "Olli Operator", superuser=True)
             resellers = [self._reseller(spec) for spec in RESELLERS]
         # Ninety days of history raise many low-supply emails; they stay in the portal's email
@@ -203,9 +203,10 @@ class Command(BaseCommand):
 
         reports = []
         for seed, (site_name, devices) in enumerate(DEMO_FLEET.items(), start=1):
-            site = Site.unscoped.get(reseller=reseller, name=site_name)
-            if Device.unscoped.filter(site=site).exists():
-                continue
+            with rls.tenant(reseller.pk):
+                site = Site.unscoped.get(reseller=reseller, name=site_name)
+                if Device.unscoped.filter(site=site).exists():
+                    continue
             self.stdout.write(f"Simulating {devices} printers at {site_name}, {days} days…")
             report = fleet_simulate(
                 site_id=site.pk, devices=devices, days=days, interval_minutes=240, seed=seed
@@ -219,14 +220,16 @@ class Command(BaseCommand):
         """A catalog fitting the simulated printers, a reorder policy and an order per state."""
         from orders.demo import seed_demo_supplies
 
-        counts = seed_demo_supplies(reseller)
+        with rls.tenant(reseller.pk):
+            counts = seed_demo_supplies(reseller)
         return "Supplies: " + ", ".join(f"{n} {what}" for what, n in counts.items())
 
     def _billing(self, reseller: Reseller) -> str:
         """A price plan, a contract over the simulated printers and its statements."""
         from billing.services import seed_demo_billing
 
-        contract = seed_demo_billing(reseller)
+        with rls.tenant(reseller.pk):
+            contract = seed_demo_billing(reseller)
         return f"Billing: contract {contract.reference or contract.pk} computed" if contract else ""
 
     def _print_credentials(self, operator: User, fleet: str) -> None:
