@@ -305,6 +305,24 @@ class _Store:
     def batch_insert(
         self, batch_id: uuid.UUID, body: bytes, encoding: str, ip: str | None, count: int
     ) -> int | None:
+        """Store the raw batch unless its credential delivered it before: its pk, or None.
+
+        A retry may arrive in a later month than the first delivery, so in another partition of
+        the batch table, where no unique constraint reaches (devices/partitions.py). The earlier
+        delivery is looked for in every partition instead, under a transaction lock on the
+        batch's key, so that concurrent deliveries of one batch take turns. SQLite serialises
+        writers by itself: of two racing deliveries the second fails and is retried."""
+        if self.w.is_postgres:
+            self.w.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [f"devices.batch:{self.credential.pk}:{batch_id}"],
+            )
+        earlier = self.w.execute(
+            "SELECT id FROM devices_telemetrybatch WHERE credential_id = %s AND batch_id = %s",
+            [self.credential.pk, batch_id],
+        )
+        if earlier:
+            return None
         rows = self.w.insert(
             "devices_telemetrybatch",
             [
@@ -333,24 +351,28 @@ class _Store:
                     {},
                 )
             ],
-            conflict="ON CONFLICT (credential_id, batch_id) DO NOTHING",
             returning="id",
         )
-        self.batch_pk = rows[0][0] if rows else 0
-        return self.batch_pk or None
+        self.batch_pk = rows[0][0]
+        return self.batch_pk
 
     def answer_of(self, batch_id: uuid.UUID) -> dict[str, Any]:
         from devices.models import TelemetryBatch
 
         # Ingestion by credential: the batch is looked up under the credential that sent it.
-        answer: dict[str, Any] = TelemetryBatch.unscoped.get(
-            credential_id=self.credential.pk, batch_id=batch_id
-        ).answer
+        # The first delivery's answer, should an archived month have been restored beside it.
+        answer: dict[str, Any] = (
+            TelemetryBatch.unscoped.filter(credential_id=self.credential.pk, batch_id=batch_id)
+            .order_by("received_at", "pk")
+            .values_list("answer", flat=True)[0]
+        )
         return answer
 
     def finish(self, batch_pk: int, answer: dict[str, Any]) -> None:
+        # received_at names the one partition that holds the row.
         self.w.execute(
-            "UPDATE devices_telemetrybatch SET answer = %s WHERE id = %s", [answer, batch_pk]
+            "UPDATE devices_telemetrybatch SET answer = %s WHERE id = %s AND received_at = %s",
+            [answer, batch_pk, self.moment],
         )
 
     # Devices ------------------------------------------------------------------------------
@@ -463,7 +485,7 @@ class _Store:
                 "mac",
             ],
             [self._snapshot_row(item) for item in unique.values()],
-            conflict="ON CONFLICT (snapshot_id) DO NOTHING",
+            conflict="ON CONFLICT (snapshot_id, collected_at) DO NOTHING",
             returning="snapshot_id",
         )
         stored = {row[0] for row in rows}

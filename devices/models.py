@@ -4,7 +4,9 @@ Write-hot columns live in their own tables (pretix): `DeviceState` (one row per 
 reported last) and `Supply` (one row per supply, its current state), so the fleet pages read a
 device list with one join and ingestion never rewrites the `Device` registry row. Readings are
 append-only. Ingestion writes them in bulk (devices/ingest.py); dedup comes from the unique
-constraints below, never a cache.
+constraints below, never a cache. On PostgreSQL the append-only tables (raw batches, snapshots,
+counter and supply readings) are partitioned by month, so that old months can be detached and
+archived (devices/partitions.py).
 """
 
 from __future__ import annotations
@@ -231,7 +233,14 @@ class DeviceState(TenantModel):
 
 
 class TelemetryBatch(TenantModel):
-    """A raw accepted batch exactly as received: append-only, for audit and replay."""
+    """A raw accepted batch exactly as received: append-only, for audit and replay.
+
+    On PostgreSQL the table is partitioned by month of `received_at` (devices/partitions.py),
+    the time the follow-up sweep and the audit read it by. A retry of a batch arrives later,
+    possibly in another month's partition, so no unique constraint can include the partition
+    key and still catch it: ingestion finds an earlier delivery by its key under an advisory
+    lock instead (devices/ingest.py, `_Store.batch_insert`).
+    """
 
     customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="+")
     credential = models.ForeignKey(Credential, on_delete=models.CASCADE, related_name="batches")
@@ -249,11 +258,10 @@ class TelemetryBatch(TenantModel):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        constraints = [
-            # A repeated batch changes nothing (protocol/telemetry-v1.md).
-            models.UniqueConstraint(fields=["credential", "batch_id"], name="devices_batch_once"),
-        ]
         indexes = [
+            # batch_ingest looks for an earlier delivery of a batch in every month's partition:
+            # a repeated batch changes nothing (protocol/telemetry-v1.md).
+            models.Index(fields=["credential", "batch_id"], name="devices_batch_by_key"),
             # batches_followup_sweep finds batches whose follow-up never ran.
             models.Index(
                 fields=["received_at"],
@@ -264,17 +272,26 @@ class TelemetryBatch(TenantModel):
 
 
 class Snapshot(TenantModel):
-    """One stored snapshot; its identity columns give the device's identity history."""
+    """One stored snapshot; its identity columns give the device's identity history.
+
+    Snapshots and their readings are partitioned by month of `collected_at` on PostgreSQL
+    (devices/partitions.py): billing, the fleet charts and the forecasts all read them by it.
+    """
 
     reseller = _reseller_fk_unindexed()
     tenant_customer_field: ClassVar[str | None] = "device__customer"
 
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database constraint: a partitioned batch table's key is (id, received_at). The batch
+    # is written in the same transaction as its snapshots; deletes cascade through Django.
     batch = models.ForeignKey(
-        TelemetryBatch, on_delete=models.CASCADE, related_name="+", db_index=False
+        TelemetryBatch,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
-    # A snapshot already stored is a duplicate, whichever batch brings it again.
-    snapshot_id = models.UUIDField(unique=True)
+    snapshot_id = models.UUIDField()
     collected_at = models.DateTimeField()
     state = models.CharField(max_length=16, blank=True)
     firmware = models.CharField(max_length=128, blank=True)
@@ -283,6 +300,15 @@ class Snapshot(TenantModel):
     mac = models.CharField(max_length=64, blank=True)
 
     class Meta:
+        constraints = [
+            # A snapshot already stored is a duplicate, whichever batch brings it again. The key
+            # holds the partition key: a sender resends a snapshot with the collected_at it was
+            # taken at (the collector keeps both in its outbox), so a duplicate always lands in
+            # the partition of the original and meets it there.
+            models.UniqueConstraint(
+                fields=["snapshot_id", "collected_at"], name="devices_snapshot_once"
+            ),
+        ]
         indexes = [
             # device_identity_history and alert clearing read a device's snapshots in time order.
             models.Index(fields=["device", "collected_at"], name="devices_snapshot_by_time"),
