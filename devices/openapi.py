@@ -115,6 +115,8 @@ def telemetry_paths(
         },
     }
     error = {"content": {"application/json": {"schema": ERROR}}}
+    # Signature failures are limited per client IP (TELEMETRY_AUTH_FAILURE_RATE_LIMIT).
+    rate_limited = {"description": "Too many failed signatures from this address.", **error}
     paths = result.setdefault("paths", {})
     paths["/api/v1/telemetry"] = {
         "post": {
@@ -150,6 +152,7 @@ def telemetry_paths(
                 "401": {"description": "Key, signature or timestamp not accepted.", **error},
                 "413": {"description": "Too large, compressed or decompressed.", **error},
                 "415": {"description": "Unsupported Content-Encoding.", **error},
+                "429": rate_limited,
             },
         }
     }
@@ -187,6 +190,7 @@ def telemetry_paths(
                 },
                 "401": {"description": "Key, signature or timestamp not accepted.", **error},
                 "403": {"description": "Not a collector credential.", **error},
+                "429": rate_limited,
             },
         }
     }
