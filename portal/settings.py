@@ -152,8 +152,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers an unacknowledged task (its worker was killed) after this long; beat sweeps
 # cover anything lost. It must exceed the longest task time limit, or a slow task runs twice.
+visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+    "visibility_timeout": visibility_timeout,
+    # Workers look for such tasks every 10 x this many seconds (100 s by default): a short
+    # timeout gets a shorter period, or redelivery would wait for the look rather than it.
+    "unacked_restore_interval": max(1, min(10, visibility_timeout // 100)),
 }
 # A web process whose broker connection broke (Redis down) tries it once when publishing, not
 # for broker_connection_timeout with 2 s and 4 s pauses (6 s more on every request): ingestion
