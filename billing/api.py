@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import charts, exports, selectors, statement_services
+from billing import exports, pdf_services, selectors, statement_services
 from billing.models import (
     Contract,
     ContractDevice,
@@ -28,6 +28,7 @@ from billing.models import (
     PricePlan,
     Statement,
     StatementLine,
+    StatementPdf,
 )
 from portal.api import Pagination, request_ctx
 from portal.errors import DomainError
@@ -297,22 +298,40 @@ class StatementCsvApi(APIView):
         )
 
 
+class StatementPdfStateOut(serializers.ModelSerializer[StatementPdf]):
+    class Meta:
+        model = StatementPdf
+        fields = ("status", "requested_at", "error")
+
+
 class StatementPdfApi(APIView):
     required_roles: ClassVar[frozenset[Role]] = READERS
 
-    @extend_schema(responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY)})
+    @extend_schema(
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY),
+            202: OpenApiResponse(
+                StatementPdfStateOut,
+                description="A big statement's PDF is being prepared: ask again after "
+                "Retry-After seconds.",
+            ),
+        }
+    )
     def get(self, request: Request, statement_id: int) -> HttpResponse:
         ctx = request_ctx(request)
         statement = selectors.statement_get(ctx=ctx, statement_id=statement_id)
-        context = {
-            "statement": statement,
-            "lines": list(selectors.statement_lines(ctx=ctx, statement=statement)),
-            "reseller": ctx.reseller,
-            "sites": selectors.statement_sites(ctx=ctx, statement=statement),
-        }
-        return HttpResponse(
-            exports.statement_pdf(charts.pdf_context(context)), content_type="application/pdf"
-        )
+        context = pdf_services.statement_pdf_context(ctx=ctx, statement=statement)
+        if pdf_services.statement_pdf_is_inline(context["lines"]):
+            pdf = pdf_services.statement_pdf_render_now(context)
+            return HttpResponse(pdf, content_type="application/pdf")
+        document = pdf_services.statement_pdf_request(ctx=ctx, statement=statement)
+        if document.status == StatementPdf.Status.READY:
+            return HttpResponse(
+                pdf_services.statement_pdf_content(document), content_type="application/pdf"
+            )
+        response = Response(StatementPdfStateOut(document).data, status=202)
+        response["Retry-After"] = "5"
+        return response
 
 
 class UsageExportApi(APIView):

@@ -483,3 +483,35 @@ class StatementLine(TenantModel):
     @property
     def window_last_day(self) -> date | None:
         return self.window_end - timedelta(days=1) if self.window_end else None
+
+
+class StatementPdf(TenantModel):
+    """A statement's PDF rendered by a task on the `pdf` queue, for statements too big to render
+    within a web request (billing/pdf_services.py): the page and the API show its state until
+    it is ready, and any web process can serve the stored bytes."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Being prepared"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    statement = models.ForeignKey(Statement, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="+")
+    # The statement's version the document shows: a recompute or a finalisation makes a new one.
+    computed_at = models.DateTimeField()
+    statement_status = models.CharField(max_length=8)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    requested_at = models.DateTimeField(default=now)
+    # When the rendering ended, ready or failed.
+    rendered_at = models.DateTimeField(null=True, blank=True)
+    content = models.BinaryField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            # statement_pdf_request finds the document of a statement's version by this key;
+            # two requests racing for it create one.
+            models.UniqueConstraint(
+                fields=["statement", "computed_at", "statement_status"], name="billing_pdf_once"
+            ),
+        ]

@@ -5,7 +5,8 @@ from datetime import date
 from celery import shared_task
 from django.utils.timezone import now
 
-from billing import statement_services
+from billing import pdf_services, statement_services
+from billing.models import StatementPdf
 from portal import rls
 from portal.tenancy import TenantContext
 
@@ -38,3 +39,13 @@ def statement_compute_task(*, reseller_id: int, contract_id: int, period_start: 
             period_start=date.fromisoformat(period_start),
         )
     return statement.pk
+
+
+@shared_task(acks_late=True, soft_time_limit=540, time_limit=600)
+def statement_pdf_render_task(*, document_id: int) -> bool:
+    """A big statement's PDF, on the `pdf` queue; the page and the API poll its state."""
+    reseller_id = rls.reseller_of(StatementPdf, document_id)
+    if reseller_id is None:
+        return False
+    with rls.tenant(reseller_id):
+        return pdf_services.statement_pdf_render(document_id=document_id)

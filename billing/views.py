@@ -14,7 +14,7 @@ from django.utils.timezone import now
 from django.views.decorators.http import require_POST
 
 from accounts import selectors as account_selectors
-from billing import charts, exports, selectors, services, statement_services
+from billing import charts, exports, pdf_services, selectors, services, statement_services
 from billing.forms import (
     ComputeForm,
     ContractEditForm,
@@ -28,7 +28,7 @@ from billing.forms import (
     terms_from,
     tiers_text,
 )
-from billing.models import Statement
+from billing.models import Statement, StatementPdf
 from portal.errors import DomainError
 from portal.pages import form_error, paginate
 from portal.tenancy import ADMIN_ROLES, CUSTOMER_ROLES, Role, tenant_view
@@ -397,9 +397,26 @@ def statement_csv(request: Any, statement_id: int) -> Any:
 
 @tenant_view(*STATEMENT_READERS)
 def statement_pdf(request: Any, statement_id: int) -> HttpResponse:
+    """The PDF at once for a small statement; for a big one, a page that shows the state of its
+    rendering on the `pdf` queue and offers the download when it is ready."""
     context = _statement_context(request, statement_id)
     statement = context["statement"]
-    pdf = exports.statement_pdf(charts.pdf_context(context))
+    if pdf_services.statement_pdf_is_inline(context["lines"]):
+        return _pdf_response(statement, pdf_services.statement_pdf_render_now(context))
+    document = pdf_services.statement_pdf_request(
+        ctx=request.ctx,
+        statement=statement,
+        retry=request.GET.get("retry") == "1" and not request.htmx,
+    )
+    state = {"statement": statement, "document": document}
+    if request.htmx:  # the page polling: never the PDF itself, it would land in the page
+        return render(request, "billing/_statement_pdf_state.html", state)
+    if document.status == StatementPdf.Status.READY:
+        return _pdf_response(statement, pdf_services.statement_pdf_content(document))
+    return render(request, "billing/statement_pdf_state.html", state, status=202)
+
+
+def _pdf_response(statement: Statement, pdf: bytes) -> HttpResponse:
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{statement_filename(statement, "pdf")}"'
     return response

@@ -84,6 +84,7 @@ def test_every_beat_entry_routes_to_a_declared_queue():
         ("billing.tasks.statements_close_task", "billing"),
         ("billing.tasks.statements_stale_sweep_task", "billing"),
         ("billing.tasks.statement_compute_task", "billing"),
+        ("billing.tasks.statement_pdf_render_task", "pdf"),
         ("devices.tasks.alerts_notify_task", "email"),
         ("orders.tasks.supply_alert_notify_task", "email"),
         ("orders.tasks.emails_send_task", "email"),
@@ -102,7 +103,7 @@ def test_each_kind_of_work_has_its_queue(task_name, queue):
     ("task_name", "queue"),
     [
         # Tasks that do not exist yet land by their module and name, without an edit.
-        ("billing.tasks.statement_pdf_render_task", "pdf"),
+        ("billing.tasks.usage_pdf_export_task", "pdf"),
         ("orders.tasks.emails_resend_sweep_task", "email"),
         ("devices.tasks.readings_archive_task", "ingest"),
         ("devices.tasks.partitions_ensure_task", "default"),
