@@ -106,60 +106,71 @@ EXTRA_CUSTOMERS = {
 TRADES = ["Dental Practice", "Law Office", "Logistics", "Grammar School", "Pharmacy", "Engineers"]
 
 
+def _resellers() -> list[Any]:
+    from accounts.models import Reseller
+    from portal import rls
+
+    with rls.system("the resellers are named by their slugs"):
+        return [Reseller.objects.get(slug=slug) for slug in EXTRA_CUSTOMERS]
+
+
 def seed_customers(per_reseller: int, printers: int, days: int) -> None:
     """Customers with a site each for both resellers, their printers' history uploaded as signed
     telemetry through the ingestion view, and for the second reseller (which the demo leaves
     without a fleet) a fleet at its demo site, the catalog with its orders, and contracts with
-    statements. Safe to run again: what exists is left alone."""
+    statements. Safe to run again: what exists is left alone. Scoped like seed_demo: each
+    reseller's writes in its own tenant, the uploads by the ingestion's own scoping."""
     from django.db.models import Q
 
     from accounts import services as account_services
-    from accounts.models import Customer, Reseller, Site
+    from accounts.models import Customer, Site
     from billing.services import seed_demo_billing
     from devices.models import Device
     from devices.simulator import fleet_simulate
+    from portal import rls
     from portal.tenancy import TenantContext
 
-    for slug, (country, towns) in EXTRA_CUSTOMERS.items():
-        reseller = Reseller.objects.get(slug=slug)
+    for reseller in _resellers():
+        country, towns = EXTRA_CUSTOMERS[reseller.slug]
         ctx = TenantContext.system(reseller=reseller)
-        for n, town in enumerate(towns[:per_reseller]):
-            name = f"{town} {TRADES[n % len(TRADES)]}"
-            if Customer.objects.for_tenant(ctx).filter(name=name).exists():
-                continue
-            customer = account_services.customer_create(
-                ctx=ctx,
-                name=name,
-                account_number=f"{slug[:2].upper()}-{2001 + n}",
-                billing_email=f"accounts@{town.lower()}.demo",
+        with rls.tenant(reseller.pk):
+            for n, town in enumerate(towns[:per_reseller]):
+                name = f"{town} {TRADES[n % len(TRADES)]}"
+                if Customer.objects.for_tenant(ctx).filter(name=name).exists():
+                    continue
+                customer = account_services.customer_create(
+                    ctx=ctx,
+                    name=name,
+                    account_number=f"{reseller.slug[:2].upper()}-{2001 + n}",
+                    billing_email=f"accounts@{town.lower()}.demo",
+                )
+                account_services.site_create(
+                    ctx=ctx,
+                    customer_id=customer.pk,
+                    name="Main office",
+                    address_line1=f"{n + 1} High Street",
+                    city=town,
+                    country=country,
+                )
+            # The first reseller's demo sites get their fleet from seed_demo; the second's here.
+            sites = list(
+                Site.objects.for_tenant(ctx)
+                .filter(Q(name="Main office") | Q(customer__name="Avon Dental Practice"))
+                .select_related("customer")
+                .order_by("pk")
             )
-            account_services.site_create(
-                ctx=ctx,
-                customer_id=customer.pk,
-                name="Main office",
-                address_line1=f"{n + 1} High Street",
-                city=town,
-                country=country,
-            )
-        # The first reseller's demo sites get their fleet from seed_demo; the second's do here.
-        sites = list(
-            Site.objects.for_tenant(ctx)
-            .filter(Q(name="Main office") | Q(customer__name="Avon Dental Practice"))
-            .select_related("customer")
-            .order_by("pk")
-        )
-        for site in sites:
-            if Device.objects.for_tenant(ctx).filter(site=site).exists():
-                continue
+            bare = [s for s in sites if not Device.objects.for_tenant(ctx).filter(site=s).exists()]
+        for site in bare:
             report = fleet_simulate(
                 site_id=site.pk, devices=printers, days=days, interval_minutes=240, seed=site.pk
             )
             if report.failures:
                 raise SystemExit(f"simulated fleet refused: {report.failures[:3]}")
             print(f"  {reseller.slug} / {site.customer.name}: {report.accepted} snapshots")
-        if slug != "northwind":  # the demo's seed covers the first reseller
-            _catalog_and_orders(ctx, sites)
-            seed_demo_billing(reseller)
+        if reseller.slug != "northwind":  # the demo's seed covers the first reseller
+            with rls.tenant(reseller.pk):
+                _catalog_and_orders(ctx, sites)
+                seed_demo_billing(reseller)
 
 
 def _catalog_and_orders(ctx: Any, sites: list[Any]) -> None:
@@ -208,26 +219,26 @@ def seed_statements_and_collectors(collectors: int) -> None:
     the credentials as one JSON line."""
     from django.utils.timezone import now
 
-    from accounts.models import Reseller, Site
+    from accounts.models import Site
     from billing import statement_services
     from billing.models import Contract, Statement
     from billing.pricing import period_before, period_containing
     from devices.services import credential_create
+    from portal import rls
     from portal.tenancy import TenantContext
 
     credentials: list[dict[str, str]] = []
-    resellers = [Reseller.objects.get(slug=slug) for slug in EXTRA_CUSTOMERS]
+    resellers = _resellers()
     for reseller in resellers:
         ctx = TenantContext.system(reseller=reseller)
-        for contract in Contract.objects.for_tenant(ctx).order_by("pk"):
-            current, _ = period_containing(now().date(), contract.anchor_day)
-            last, _ = period_before(current, contract.anchor_day)
-            older, _ = period_before(last, contract.anchor_day)
-            if (
-                not Statement.objects.for_tenant(ctx)
-                .filter(contract=contract, period_start=older)
-                .exists()
-            ):
+        with rls.tenant(reseller.pk):
+            for contract in Contract.objects.for_tenant(ctx).order_by("pk"):
+                current, _ = period_containing(now().date(), contract.anchor_day)
+                last, _ = period_before(current, contract.anchor_day)
+                older, _ = period_before(last, contract.anchor_day)
+                statements = Statement.objects.for_tenant(ctx)
+                if statements.filter(contract=contract, period_start=older).exists():
+                    continue
                 statement = statement_services.statement_compute(
                     ctx=ctx, contract_id=contract.pk, period_start=older
                 )
@@ -235,13 +246,14 @@ def seed_statements_and_collectors(collectors: int) -> None:
     for n in range(collectors):
         reseller = resellers[n % len(resellers)]
         ctx = TenantContext.system(reseller=reseller)
-        sites = list(
-            Site.objects.for_tenant(ctx).filter(name="Main office").order_by("customer__name")
-        )
-        site = sites[(n // len(resellers)) % len(sites)]
-        credential, secret = credential_create(
-            ctx=ctx, kind="collector", name=f"Load collector {n}", site_id=site.pk
-        )
+        with rls.tenant(reseller.pk):
+            sites = list(
+                Site.objects.for_tenant(ctx).filter(name="Main office").order_by("customer__name")
+            )
+            site = sites[(n // len(resellers)) % len(sites)]
+            credential, secret = credential_create(
+                ctx=ctx, kind="collector", name=f"Load collector {n}", site_id=site.pk
+            )
         credentials.append({"key_id": credential.key_id, "secret": secret})
     print("CREDENTIALS " + json.dumps(credentials))
 
