@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from devices import selectors, services
 from devices.models import Credential
-from portal.api import Pagination, request_ctx
+from portal.api import IdField, Pagination, request_ctx
 from portal.errors import DomainError
 from portal.openapi import error_response
 from portal.tenancy import ADMIN_ROLES
@@ -63,7 +63,7 @@ class CredentialCreatedOut(serializers.Serializer):
 class CredentialIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Credential.Kind.choices)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    site = serializers.IntegerField(required=False, allow_null=True)
+    site = IdField(required=False, allow_null=True)
     serial = serializers.CharField(max_length=128, required=False, allow_blank=True)
 
 

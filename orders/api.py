@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from orders import selectors, services
 from orders.models import Order, OrderEvent, OrderLine, Product
-from portal.api import Pagination, request_ctx
+from portal.api import IdField, Pagination, request_ctx
 
 
 class ProductOut(serializers.ModelSerializer[Product]):
@@ -89,13 +89,13 @@ class OrderDetailOut(OrderOut):
 
 
 class LineIn(serializers.Serializer[Any]):
-    product = serializers.IntegerField()
+    product = IdField()
     quantity = serializers.IntegerField(min_value=1, max_value=999, default=1)
-    supply = serializers.IntegerField(required=False, allow_null=True, default=None)
+    supply = IdField(required=False, allow_null=True, default=None)
 
 
 class OrderIn(serializers.Serializer[Any]):
-    site = serializers.IntegerField()
+    site = IdField()
     lines = LineIn(many=True)
     note = serializers.CharField(required=False, allow_blank=True, default="")
     submit = serializers.BooleanField(default=False)

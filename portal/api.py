@@ -7,20 +7,31 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
-from rest_framework import exceptions, pagination
+from rest_framework import exceptions, pagination, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from portal.authentication import request_ctx
 from portal.errors import DomainError
 
-__all__ = ["Pagination", "error_body", "exception_handler", "not_found", "request_ctx"]
+__all__ = ["IdField", "Pagination", "error_body", "exception_handler", "not_found", "request_ctx"]
 
 
 class Pagination(pagination.PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+
+class IdField(serializers.IntegerField):
+    """An input that names an object by id: within the range of the 64-bit primary keys, so an
+    id no row can have is refused as invalid input instead of reaching the database (SQLite
+    cannot even bind an integer past 2**63 - 1)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(**kwargs)
 
 
 def error_body(
