@@ -125,7 +125,7 @@ class Collectors:
         senders: int,
         interval: float = 0.0,
         max_batches: int | None = None,
-        deadline_s: float = 150,
+        deadline_s: float = 240,
     ) -> None:
         self.url = urlsplit(stack.web.base_url)
         self.reseller_id, self.keys = credentials_create(stack, senders)
