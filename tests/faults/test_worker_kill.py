@@ -28,8 +28,8 @@ from portal import celery as product
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.faults]
 
 # Redis gives an unacknowledged task out again after this many seconds (settings read it from
-# CELERY_VISIBILITY_TIMEOUT); the lease of an email being sent is shorter, so that the
-# redelivered task finds it expired.
+# CELERY_VISIBILITY_TIMEOUT): longer than any task here runs, or a live one would run twice.
+# The lease of an email being sent is shorter, so that the redelivered task finds it expired.
 VISIBILITY_S = 6
 EMAIL_LEASE_S = 3
 DEVICES = 80
@@ -213,9 +213,8 @@ def worker_log_count(stack: Stack, task_id: str, word: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One stack for both tests (starting one takes most of a minute); each test leaves a
-    running worker behind, which consumes every queue."""
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One stack for both tests: starting one takes most of a minute."""
     env = {
         "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_S),
         "EMAIL_SEND_LEASE_SECONDS": str(EMAIL_LEASE_S),
@@ -228,6 +227,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         extra_env=env,
     ) as running:
         yield running
+
+
+@pytest.fixture
+def stack(deployment: Stack) -> Stack:
+    """The shared stack with a worker running (consuming every queue), even if the test
+    before failed between its kill and the new worker."""
+    if not deployment.worker.pids():
+        deployment.worker.start()
+    return deployment
 
 
 # A worker computing the statement: it holds its uncommitted claim on the statement row and
