@@ -18,7 +18,8 @@ with the older one finalised, catalog and orders), and then, all at once for `--
   filters and sorting swapped in by htmx, device detail, supplies, alerts, statement list and
   detail, order list and detail, customers; a think time between clicks;
 - a customer buyer places an order now and then through the order form;
-- finance exports one statement as CSV and as PDF a quarter into the run.
+- finance exports one statement as CSV and as PDF a quarter into the run (a big statement's
+  PDF renders on the pdf queue: the test then follows its state as the page does).
 
 What it measures, and what the figures mean
 - Per route: requests per second over the run, latency percentiles p50/p95/p99 (from sending
@@ -85,6 +86,8 @@ SNAPSHOTS_PER_BATCH = 100
 HTTP_TIMEOUT_S = 60
 ERROR_SAMPLES = 3
 TOTP_PERIOD_S = 30
+# How long finance waits for a statement PDF rendered on the pdf queue.
+PDF_WAIT_S = 300
 # The export comes a quarter into the run, and the memory verdict fits the samples from 40 %
 # on: a process's first PDF loads WeasyPrint and its fonts once, a step, not a trend.
 EXPORT_AT = 0.25
@@ -723,9 +726,33 @@ class Visit:
         self.browser.call(
             "GET", f"{base}/statement.csv", route="GET .../statement.csv", check=is_csv
         )
-        self.browser.call(
-            "GET", f"{base}/statement.pdf", route="GET .../statement.pdf", check=is_pdf
+        pdf = f"{base}/statement.pdf"
+        answer = self.browser.call(
+            "GET",
+            pdf,
+            route="GET .../statement.pdf",
+            expect=(200, 202),
+            check=lambda answer: None if answer.status == 202 else is_pdf(answer),
         )
+        if answer is not None and answer.status == 202:
+            self._pdf_follow(pdf, is_pdf)
+
+    def _pdf_follow(self, pdf: str, is_pdf: Callable[[Answer], str | None]) -> None:
+        """A big statement renders on the pdf queue: poll its state as the page does (htmx,
+        every 2 s), then download it."""
+        deadline = time.monotonic() + PDF_WAIT_S
+        while time.monotonic() < deadline:
+            time.sleep(2)
+            state = self.browser.call("GET", pdf, route="GET .../statement.pdf (state)", htmx=True)
+            if state is None:  # counted by call()
+                return
+            if 'data-state="failed"' in state.text():
+                self.browser.recorder.record("PDF rendering", 0.0, f"failed: {state.text()[:300]}")
+                return
+            if 'data-state="ready"' in state.text():
+                self.browser.call("GET", pdf, route="GET .../statement.pdf", check=is_pdf)
+                return
+        self.browser.recorder.record("PDF rendering", 0.0, f"not ready in {PDF_WAIT_S} s")
 
 
 @dataclass
