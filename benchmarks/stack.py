@@ -593,7 +593,14 @@ class Beat:
 
 def base_env() -> dict[str, str]:
     """Our environment without anything that names another deployment's services."""
-    dropped = {"DATABASE_URL", "REDIS_URL", "EMAIL_URL", "INKMETER_REQUIRE_SERVICES"}
+    dropped = {
+        "DATABASE_URL",
+        "DATABASE_OWNER_URL",  # migrate would log in to the shared server as its owner
+        "REDIS_URL",
+        "EMAIL_URL",
+        "SECRET_KEY_FILE",  # it would win over the stack's SECRET_KEY
+        "INKMETER_REQUIRE_SERVICES",
+    }
     return {k: v for k, v in os.environ.items() if k not in dropped and not k.startswith("PYTEST")}
 
 
