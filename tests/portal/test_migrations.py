@@ -1,7 +1,6 @@
 import os
 import subprocess
 import sys
-from contextlib import nullcontext
 from io import StringIO
 
 import pytest
@@ -13,7 +12,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.state import ProjectState
 from django.db.models.fields import NOT_PROVIDED
 
-from portal import migration_operations
+from portal import migration_operations, rls
 
 
 @pytest.mark.django_db
@@ -354,20 +353,12 @@ def _constraint_names(table: str) -> set[str]:
         return set(connection.introspection.get_constraints(cursor, table))
 
 
-def _as_table_owner():
-    """DDL runs as the tables' owner, as `migrate` does, once row-level security is on."""
-    try:
-        from portal.rls import owner
-    except ImportError:  # before row-level security: one role does everything
-        return nullcontext()
-    return owner()
-
-
 def _run(operation, app_label: str, *, backwards: bool = False) -> None:
     before = ProjectState.from_apps(django_apps)
     after = before.clone()
     operation.state_forwards(app_label, after)
-    with _as_table_owner(), connection.schema_editor(atomic=False) as editor:
+    # DDL runs as the tables' owner, as `migrate` does: the app role owns no table.
+    with rls.owner(), connection.schema_editor(atomic=False) as editor:
         if backwards:
             operation.database_backwards(app_label, editor, after, before)
         else:
