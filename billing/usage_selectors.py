@@ -15,14 +15,22 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import connection
 
-from billing.models import CounterCorrection
-from billing.pricing import LOOKBACK, Growth, Point, series_growth
+from billing.models import Contract, CounterCorrection, Statement
+from billing.pricing import (
+    LOOKBACK,
+    Growth,
+    Point,
+    midnight,
+    period_before,
+    period_containing,
+    series_growth,
+)
 from devices.models import CounterReading
 
 CounterKey = tuple[str, str, str]  # (counter name, media_type, color)
@@ -233,3 +241,50 @@ def _correction_points(
             points.append(Point(at, 0, Decimal(old_value)))
         return points
     return [Point(at, 0, value)]
+
+
+def readings_needed_from(*, today: date) -> tuple[datetime, str] | None:
+    """The earliest reading time that billing may still read, and why: the window of every
+    draft statement and of every contract period not final yet, each with the LOOKBACK before
+    it (a period's base and its estimates). Older readings feed only carry-ins of devices that
+    were silent for longer than the lookback, and a missing one is flagged on its line.
+
+    Across tenants on purpose: partition maintenance asks it for the whole installation before
+    it detaches old months (devices/partitions.py)."""
+    starts: list[tuple[date, int, str]] = []  # (start, 0 for a draft: named first on a tie, why)
+    draft = (
+        Statement.unscoped.filter(status=Statement.Status.DRAFT)
+        .select_related("contract")
+        .order_by("period_start", "pk")
+        .first()
+    )
+    if draft is not None:
+        starts.append(
+            (
+                draft.period_start,
+                0,
+                f"the draft {draft.get_kind_display().lower()} of contract "
+                f"{draft.contract.reference} for {draft.period_start} to {draft.period_last_day}",
+            )
+        )
+    # A contract's last period ended at most two months ago: only its final matters here.
+    finals = set(
+        Statement.unscoped.filter(
+            kind=Statement.Kind.REGULAR,
+            status=Statement.Status.FINAL,
+            period_start__gte=today - timedelta(days=62),
+        ).values_list("contract_id", "period_start")
+    )
+    for contract in Contract.unscoped.only("pk", "reference", "anchor_day", "ends_on"):
+        current = period_containing(today, contract.anchor_day)[0]
+        previous = period_before(current, contract.anchor_day)[0]
+        start = current if (contract.pk, previous) in finals else previous
+        if contract.ends_on is not None and contract.ends_on <= start:
+            continue  # ended before its first period that is not final
+        starts.append(
+            (start, 1, f"contract {contract.reference}, its period from {start} not final")
+        )
+    if not starts:
+        return None
+    start, _, reason = min(starts)
+    return midnight(start) - LOOKBACK, f"{reason}, with its {LOOKBACK.days}-day lookback"

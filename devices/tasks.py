@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from devices import services
+from devices import partitions, services
 from devices.models import TelemetryBatch
 from portal import rls
 
@@ -33,3 +33,14 @@ def telemetry_followup_sweep_task() -> int:
     """Re-derive follow-up work whose task was lost: batches first, then stray alerts."""
     with rls.system("the sweep re-derives lost work of every reseller"):
         return services.batches_followup_sweep() + services.alerts_notify_sweep()
+
+
+@shared_task(acks_late=True, soft_time_limit=540, time_limit=600)
+def partitions_ensure_task() -> int:
+    """Daily: next months' partitions exist before their first rows, and rows that went to a
+    DEFAULT partition move to their month's. DDL, hence as the tables' owner: the worker that
+    runs it needs the owner's login (DATABASE_OWNER_URL, or a DATABASE_URL of the owner)."""
+    if not partitions.is_supported():
+        return 0
+    with rls.owner():
+        return len(partitions.partitions_ensure())
