@@ -30,20 +30,23 @@ from accounts.models import User
 from billing import services as billing
 from devices import services as devices
 from portal.tenancy import TenantContext
+from portal import rls
 
-operator = User.objects.create_superuser(email="op@example.test", password="x" * 12)
-reseller = services.reseller_create(by=operator, name="Backup Printing", address="1 Dump Lane")
-ctx = TenantContext.system(reseller=reseller)
-customer = services.customer_create(ctx=ctx, name="Restored Customer", notes="ümlaut ✓")
-site = services.site_create(ctx=ctx, customer_id=customer.pk, name="Restored HQ")
-devices.credential_create(ctx=ctx, kind="collector", site_id=site.pk)
-plan = billing.plan_create(
-    ctx=ctx, name="Plan", currency="EUR", terms=billing.plan_terms_demo(date(2026, 1, 1))
-)
-billing.contract_create(
-    ctx=ctx, customer_id=customer.pk, plan_id=plan.pk, reference="C-1",
-    purchase_order="PO-1", starts_on=date(2026, 1, 1),
-)
+# A command acting across tenants says so (portal/rls.py).
+with rls.system("the seed creates a reseller and its data"):
+    operator = User.objects.create_superuser(email="op@example.test", password="x" * 12)
+    reseller = services.reseller_create(by=operator, name="Backup Printing", address="1 Dump Lane")
+    ctx = TenantContext.system(reseller=reseller)
+    customer = services.customer_create(ctx=ctx, name="Restored Customer", notes="ümlaut ✓")
+    site = services.site_create(ctx=ctx, customer_id=customer.pk, name="Restored HQ")
+    devices.credential_create(ctx=ctx, kind="collector", site_id=site.pk)
+    plan = billing.plan_create(
+        ctx=ctx, name="Plan", currency="EUR", terms=billing.plan_terms_demo(date(2026, 1, 1))
+    )
+    billing.contract_create(
+        ctx=ctx, customer_id=customer.pk, plan_id=plan.pk, reference="C-1",
+        purchase_order="PO-1", starts_on=date(2026, 1, 1),
+    )
 """
 
 

@@ -11,4 +11,5 @@ class Command(MigrateCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         with rls.owner():
             super().handle(*args, **options)
-            rls.install()
+            if not (options.get("check_unapplied") or options.get("plan")):  # read-only modes
+                rls.install()
