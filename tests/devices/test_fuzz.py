@@ -14,40 +14,17 @@ from typing import Any
 import pytest
 import schemathesis
 from django.test import Client
-from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 
 from devices.models import Device, Snapshot, TelemetryBatch
 from devices.simulator import signed_headers
 from tests.devices.conftest import Signed
+from tests.openapi import openapi_document
 
 EXAMPLES = int(os.environ.get("INKMETER_FUZZ_EXAMPLES", "1000"))
 
 
-# Arrays are capped for the fuzzer (not for the endpoint): cases of a few items exercise the same
-# code paths, and 1,000 of them then fit the CI budget. Size limits have their own tests.
-FUZZ_MAX_ITEMS = 3
-
-
-def _cap_arrays(node: Any) -> Any:
-    if isinstance(node, dict):
-        if "maxItems" in node:
-            node["maxItems"] = min(node["maxItems"], FUZZ_MAX_ITEMS)
-        for value in node.values():
-            _cap_arrays(value)
-    elif isinstance(node, list):
-        for value in node:
-            _cap_arrays(value)
-    return node
-
-
-def _openapi() -> dict[str, Any]:
-    document: dict[str, Any] = SchemaGenerator().get_schema(request=None, public=True)
-    # Round-trip through JSON: the generator leaves lazy strings and enum members in place.
-    return _cap_arrays(json.loads(json.dumps(document, default=str)))
-
-
-schema = schemathesis.openapi.from_dict(_openapi()).include(path="/api/v1/telemetry")
+schema = schemathesis.openapi.from_dict(openapi_document()).include(path="/api/v1/telemetry")
 
 
 def _stored() -> tuple[int, int, int]:
