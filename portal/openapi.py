@@ -56,6 +56,7 @@ def error_response(description: str) -> OpenApiResponse:
 
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 PAGE_PARAMETERS = frozenset({"page", "page_size"})
 
 
@@ -79,7 +80,9 @@ class AutoSchema(openapi.AutoSchema):
     def _error_statuses(self) -> list[int]:
         # Writes pass through services, which refuse with 400, 404 (a body's reference) or 409.
         writes = self.method in UNSAFE_METHODS
-        takes_body = self.get_request_serializer() is not None
+        # Only these methods carry a body; asking a plain APIView's GET for its request
+        # serializer makes drf-spectacular warn that it cannot guess one.
+        takes_body = self.method in BODY_METHODS and self.get_request_serializer() is not None
         # Pagination's own parameters never make a 400: a bad page is a 404, a bad size ignored.
         takes_query = any(
             p["in"] == "query" and p["name"] not in PAGE_PARAMETERS for p in self._get_parameters()
