@@ -184,7 +184,8 @@ def shell(stack: Stack, script: str, **values: Any) -> dict[str, Any]:
 def broker(stack: Stack) -> Iterator[Celery]:
     """A Celery client of the stack's Redis that routes tasks to the product's queues, as
     `celery call` or the beat would send them."""
-    app = Celery("faults", broker=stack.redis.url, backend=stack.redis.url)
+    # Not the current app: the product's shared tasks must keep their own broker afterwards.
+    app = Celery("faults", broker=stack.redis.url, backend=stack.redis.url, set_as_current=False)
     app.conf.task_queues = [Queue(name) for name in product.QUEUES]
     app.conf.task_default_queue = "default"
     app.conf.task_routes = (product.TASK_ROUTES,)

@@ -340,7 +340,11 @@ def test_pgoptions_sets_the_lock_timeout_of_a_migrate_run():
         "import django; django.setup(); from django.db import connection;"
         "c = connection.cursor(); c.execute('SHOW lock_timeout'); print(c.fetchone()[0])"
     )
-    env = {**os.environ, "PGOPTIONS": "-c lock_timeout=5s"}
+    # The maintenance database always exists; DATABASE_URL's may not (pytest uses test_<name>).
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    url = f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/postgres"
+    env = {**os.environ, "DATABASE_URL": url, "PGOPTIONS": "-c lock_timeout=5s"}
     done = subprocess.run(  # noqa: S603 - our own interpreter
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
