@@ -179,31 +179,14 @@ def seed_customers(per_reseller: int, printers: int, days: int) -> None:
 def _catalog_and_orders(ctx: Any, sites: list[Any]) -> None:
     """The demo's catalog and a submitted order for each site. (orders/demo.py walks orders
     through every state as the demo's customer users, and the second reseller has none.)"""
-    from decimal import Decimal
-
-    from orders import catalog_services
     from orders import services as order_services
-    from orders.demo import CATALOG
+    from orders.demo import seed_demo_catalog
     from orders.models import Product
 
     if Product.objects.for_tenant(ctx).exists():
         return
-    products = [
-        catalog_services.product_create(
-            ctx=ctx,
-            sku=sku,
-            part_number=part,
-            name=name,
-            kind=kind,
-            color=color,
-            rated_yield=rated,
-            yield_unit=unit,
-            compatible_models=models,
-            price=Decimal(price),
-            currency="GBP",
-        )
-        for sku, part, name, kind, color, rated, unit, models, price in CATALOG
-    ]
+    seed_demo_catalog(ctx, currency="GBP")
+    products = list(Product.objects.for_tenant(ctx).order_by("pk"))
     for n, site in enumerate(sites):
         order_services.order_create(
             ctx=ctx,

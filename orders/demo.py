@@ -128,30 +128,37 @@ PATHS: dict[str, list[str]] = {
 }
 
 
+def seed_demo_catalog(ctx: TenantContext, *, currency: str = "EUR") -> int:
+    """The demo catalog's products that the reseller lacks; returns how many it created."""
+    existing = set(selectors.product_list(ctx=ctx).values_list("sku", flat=True))
+    created = 0
+    for sku, part, name, kind, color, rated, unit, models, price in CATALOG:
+        if sku in existing:
+            continue
+        catalog_services.product_create(
+            ctx=ctx,
+            sku=sku,
+            part_number=part,
+            name=name,
+            kind=kind,
+            color=color,
+            rated_yield=rated,
+            yield_unit=unit,
+            compatible_models=models,
+            price=Decimal(price),
+            currency=currency,
+        )
+        created += 1
+    return created
+
+
 def seed_demo_supplies(reseller: Reseller) -> dict[str, int]:
     """Catalog, a customer policy, an order in every state and a first evaluation of the
     reseller's supplies. Returns what it created, by kind."""
     system = TenantContext.system(reseller=reseller)
     created = {"products": 0, "policies": 0, "orders": 0, "supplies_evaluated": 0}
     with transaction.atomic():
-        existing = set(selectors.product_list(ctx=system).values_list("sku", flat=True))
-        for sku, part, name, kind, color, rated, unit, models, price in CATALOG:
-            if sku in existing:
-                continue
-            catalog_services.product_create(
-                ctx=system,
-                sku=sku,
-                part_number=part,
-                name=name,
-                kind=kind,
-                color=color,
-                rated_yield=rated,
-                yield_unit=unit,
-                compatible_models=models,
-                price=Decimal(price),
-                currency="EUR",
-            )
-            created["products"] += 1
+        created["products"] = seed_demo_catalog(system)
         customers = list(account_selectors.customer_list(ctx=system, search=""))
         if not customers:
             return created
