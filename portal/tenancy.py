@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
 
 from portal import rls
 from portal.errors import NotFoundError, PermissionDeniedError
@@ -237,8 +238,14 @@ def tenant_view(*roles: Role) -> Callable[[ViewFunc], ViewFunc]:
 
                 return redirect_to_login(request.get_full_path())
             ctx = getattr(request, "ctx", None)
+            if ctx is None and getattr(request.user, "is_superuser", False):
+                # An operator outside every reseller starts from the list of resellers.
+                return redirect("operator-home")
             if ctx is None:
-                raise PermissionDenied("You have no access to any reseller yet.")
+                raise PermissionDenied(
+                    "Your account is not part of any reseller or customer yet. "
+                    "Ask whoever invited you to send the invitation again."
+                )
             if roles and ctx.role not in roles:
                 raise PermissionDenied("Your role does not allow this page.")
             try:

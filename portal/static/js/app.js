@@ -24,3 +24,14 @@ document.addEventListener("click", (event) => {
     }
   }
 });
+
+// The navigation on narrow screens: a menu button opens and closes the sidebar.
+document.addEventListener("click", (event) => {
+  const toggle = event.target instanceof Element ? event.target.closest("[data-nav-toggle]") : null;
+  const shell = document.querySelector("[data-shell]");
+  if (!toggle || !shell) {
+    return;
+  }
+  const open = shell.classList.toggle("nav-open");
+  toggle.setAttribute("aria-expanded", String(open));
+});
