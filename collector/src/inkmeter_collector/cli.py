@@ -18,7 +18,14 @@ from typing import Any, TextIO
 from inkmeter_collector import AGENT, config, discovery, printer, upload
 from inkmeter_collector.outbox import Outbox
 from inkmeter_collector.poll import PollResult, poll
-from inkmeter_collector.snmp import Credentials, SnmpClient, SnmpError, Target
+from inkmeter_collector.snmp import (
+    Credentials,
+    SnmpClient,
+    SnmpError,
+    Target,
+    UnresolvableHost,
+    parse_address,
+)
 
 log = logging.getLogger("inkmeter_collector")
 
@@ -192,21 +199,43 @@ async def _poll_target(
         target = Target(host=host, port=port, credentials=credentials)
         try:
             return target, await poll(client, target, serial_override=serial)
+        except UnresolvableHost:
+            raise  # no community can help
         except SnmpError as error:
             log.debug("%s with %s: %s", host, credentials.describe(), error)
     return None
 
 
-async def cmd_poll(cfg: config.Config, args: argparse.Namespace, outbox: Outbox | None) -> int:
+def _address(cfg: config.Config, args: argparse.Namespace) -> tuple[str, int]:
+    """The printer's host and port from `HOST`, `HOST:PORT` or `[IPv6]:PORT` and --port."""
+    host, port = parse_address(args.address)
+    if port is not None and args.port and args.port != port:
+        raise ValueError(f"{args.address}: port {port} here, but --port {args.port}")
+    return host, port or args.port or cfg.snmp_port
+
+
+async def _poll_address(
+    cfg: config.Config, args: argparse.Namespace
+) -> tuple[Target, PollResult] | str:
+    """What polling the printer named on the command line gave, or why it could not."""
+    try:
+        host, port = _address(cfg, args)
+    except ValueError as error:
+        return str(error)
     client = _client(cfg)
     try:
-        polled = await _poll_target(
-            client, cfg, args.address, args.port or cfg.snmp_port, args.community, args.serial
-        )
+        polled = await _poll_target(client, cfg, host, port, args.community, args.serial)
+    except UnresolvableHost as error:
+        return str(error)
     finally:
         client.close()
-    if polled is None:
-        print(f"{args.address}: no SNMP answer", file=sys.stderr)
+    return polled if polled is not None else f"{host}:{port}: no SNMP answer"
+
+
+async def cmd_poll(cfg: config.Config, args: argparse.Namespace, outbox: Outbox | None) -> int:
+    polled = await _poll_address(cfg, args)
+    if isinstance(polled, str):
+        print(polled, file=sys.stderr)
         return 1
     target, result = polled
     if args.json:
@@ -231,15 +260,9 @@ async def cmd_poll(cfg: config.Config, args: argparse.Namespace, outbox: Outbox 
 
 
 async def cmd_add(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) -> int:
-    client = _client(cfg)
-    try:
-        polled = await _poll_target(
-            client, cfg, args.address, args.port or cfg.snmp_port, args.community, args.serial
-        )
-    finally:
-        client.close()
-    if polled is None:
-        print(f"{args.address}: no SNMP answer", file=sys.stderr)
+    polled = await _poll_address(cfg, args)
+    if isinstance(polled, str):
+        print(polled, file=sys.stderr)
         return 1
     target, result = polled
     if not _remember(outbox, discovery.Found(target, result)):
@@ -408,7 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in (("poll", "poll one printer now"), ("add", "add a printer by address")):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("address", help="IP address or DNS name")
+        sub.add_argument(
+            "address", help="IP address or DNS name, with :PORT if not 161 ([IPv6]:PORT)"
+        )
         sub.add_argument("--community")
         sub.add_argument("--port", type=int)
         sub.add_argument("--serial", help="serial to report for a printer that exposes none")
