@@ -113,4 +113,7 @@ def test_unresolvable_name_is_not_retried_with_every_community(
     with pytest.raises(UnresolvableHost, match=r"^cannot resolve printer-9.lan \(Name or serv"):
         asyncio.run(run())
     # one lookup per address family, and no SNMP request for the other communities
-    assert asked == [("printer-9.lan", 161, socket.AF_INET), ("printer-9.lan", 161, socket.AF_INET6)]
+    assert asked == [
+        ("printer-9.lan", 161, socket.AF_INET),
+        ("printer-9.lan", 161, socket.AF_INET6),
+    ]

@@ -6,6 +6,7 @@ well as from live polls of the simulator.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -259,25 +260,51 @@ def _serial(
     return None, None
 
 
-def parse_identity(readings: Readings, *, serial_override: str | None = None) -> Identity:
+DERIVED_PREFIX = "NOSERIAL-"
+DERIVED_SOURCE = "derived"
+
+
+def derived_serial(*, where: str, sys_object_id: str | None, model: str | None) -> str:
+    """A stable stand-in for a printer that reports neither a serial nor a MAC address.
+
+    `where` is the collector's installation id plus the address and port it polls the printer
+    at, which stay put across polls and reboots (printers keep fixed addresses so that people can
+    print); sysObjectID and the model tell a different printer later put at that address. Left
+    out on purpose: sysName and sysUpTime (people rename printers; uptime restarts), supply
+    serials (cartridges change) and the resolved IP of a DNS name (DHCP may move it).
+    """
+    key = "\n".join((where, sys_object_id or "", model or "")).encode("utf-8", "replace")
+    return DERIVED_PREFIX + hashlib.sha256(key).hexdigest()[:16].upper()
+
+
+def parse_identity(
+    readings: Readings, *, serial_override: str | None = None, where: str | None = None
+) -> Identity:
+    """`where` (installation id and address) lets a printer without serial or MAC get a
+    derived identity; without it such a printer has no serial."""
     sys_descr = _clean(readings.get(mib.SYS_DESCR))
     sys_object_id = readings.get(mib.SYS_OBJECT_ID)
-    enterprise = vendors.enterprise_of(sys_object_id if isinstance(sys_object_id, str) else None)
+    object_id = sys_object_id if isinstance(sys_object_id, str) else None
+    enterprise = vendors.enterprise_of(object_id)
     vendor = vendors.VENDORS.get(enterprise) if enterprise is not None else None
     mac = _mac(readings)
+    hr_descr = _clean(readings.get(f"{mib.HR_DEVICE_DESCR}.1"))
+    model = _pick_model(sys_descr, hr_descr, vendor)
     serial: str | None
     source: str | None
     if serial_override:
         serial, source = serial_override, "configuration"
     else:
         serial, source = _serial(readings, vendor, sys_descr, mac)
-    hr_descr = _clean(readings.get(f"{mib.HR_DEVICE_DESCR}.1"))
+    if serial is None and where:
+        serial = derived_serial(where=where, sys_object_id=object_id, model=model)
+        source = DERIVED_SOURCE
     firmware = _clean(readings.get(vendor.firmware_oid)) if vendor and vendor.firmware_oid else None
     return Identity(
         serial=serial,
         serial_source=source,
         manufacturer=vendor.name if vendor else None,
-        model=_pick_model(sys_descr, hr_descr, vendor),
+        model=model,
         firmware=firmware,
         hostname=_clean(readings.get(mib.SYS_NAME)),
         mac=mac,
@@ -587,8 +614,10 @@ def parse_counters(
 # --- the whole printer ---------------------------------------------------------------------------
 
 
-def parse_printer(readings: Readings, *, serial_override: str | None = None) -> PrinterReading:
-    identity = parse_identity(readings, serial_override=serial_override)
+def parse_printer(
+    readings: Readings, *, serial_override: str | None = None, where: str | None = None
+) -> PrinterReading:
+    identity = parse_identity(readings, serial_override=serial_override, where=where)
     vendor = vendors.VENDORS.get(identity.enterprise) if identity.enterprise else None
     supplies = parse_supplies(readings, vendor)
     colorant_values = {
