@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from inkmeter_collector import mib, vendors
+from inkmeter_collector import colours, mib, vendors
 from inkmeter_collector.mib import SnmpValue
 
 Readings = Mapping[str, SnmpValue]
@@ -37,7 +37,8 @@ class Supply:
     index: str
     description: str
     kind: str
-    color: str | None
+    color: str | None  # the printer's own colour name, canonical: "matte black"
+    color_family: str | None  # its family (colours.FAMILIES): "black"
     is_receptacle: bool
     raw_class: int | None
     raw_type: int | None
@@ -71,6 +72,8 @@ class Supply:
             wire["max_capacity"] = self.max_capacity
         if self.color:
             wire["color"] = self.color
+        if self.color_family:
+            wire["color_family"] = self.color_family
         if self.unit:
             wire["unit"] = self.unit
         if self.part_number:
@@ -315,33 +318,6 @@ def parse_identity(
 
 # --- supplies ------------------------------------------------------------------------------------
 
-_COLOR_WORDS = (
-    "matte black",
-    "photo black",
-    "light black",
-    "light cyan",
-    "light magenta",
-    "light gray",
-    "light grey",
-    "black",
-    "cyan",
-    "magenta",
-    "yellow",
-    "gray",
-    "grey",
-    "red",
-    "green",
-    "blue",
-    "orange",
-    "violet",
-    "white",
-    "clear",
-)
-_COLOR_PATTERN = re.compile(r"\b(" + "|".join(_COLOR_WORDS) + r")\b", re.IGNORECASE)
-_TRICOLOR = re.compile(r"\btri-?colou?r\b", re.IGNORECASE)
-_NON_COLORS = frozenset({"black", "matte black", "photo black", "light black", "gray", "grey"})
-_NON_COLORS |= {"light gray", "light grey", "clear", "white"}
-
 _KIND_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), kind)
     for pattern, kind in (
@@ -358,15 +334,6 @@ _KIND_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\b(maintenance|kit|roller|filter|clean)", "maintenance"),
     )
 )
-
-
-def _supply_color(description: str, colorant: str | None) -> str | None:
-    if colorant:
-        return colorant
-    if _TRICOLOR.search(description):
-        return "tri-colour"
-    match = _COLOR_PATTERN.search(description)
-    return match.group(1).lower() if match else None
 
 
 def _supply_kind(raw_type: int | None, description: str, device_has_ink: bool) -> str:
@@ -414,7 +381,11 @@ def _scaled(raw: int | None, factor: float) -> float | None:
     return raw if factor == 1 else round(raw * factor, 3)
 
 
-def parse_supplies(readings: Readings, vendor: vendors.Vendor | None) -> tuple[Supply, ...]:
+def parse_supplies(
+    readings: Readings, vendor: vendors.Vendor | None, notes: list[str] | None = None
+) -> tuple[Supply, ...]:
+    """The supplies table; `notes` collects what the parser had to overrule."""
+
     def col(number: int) -> dict[str, SnmpValue]:
         return _rows(readings, mib.column(mib.PRT_SUPPLIES, number))
 
@@ -454,12 +425,19 @@ def parse_supplies(readings: Readings, vendor: vendors.Vendor | None) -> tuple[S
         level_state, percent, unit, level, capacity = _level_and_capacity(
             raw_level, raw_max, raw_unit
         )
+        color, color_family, overruled = colours.of_supply(description, colorant)
+        if overruled and notes is not None:
+            notes.append(
+                f"supply {index}: the colorant table says {colorant}, its description"
+                f" {description.strip()!r}; the description is trusted"
+            )
         supplies.append(
             Supply(
                 index=index,
                 description=description.strip(),
                 kind=kind,
-                color=_supply_color(description, colorant),
+                color=color,
+                color_family=color_family,
                 is_receptacle=is_receptacle,
                 raw_class=raw_class,
                 raw_type=raw_type,
@@ -619,12 +597,14 @@ def parse_printer(
 ) -> PrinterReading:
     identity = parse_identity(readings, serial_override=serial_override, where=where)
     vendor = vendors.VENDORS.get(identity.enterprise) if identity.enterprise else None
-    supplies = parse_supplies(readings, vendor)
-    colorant_values = {
-        (_clean(value) or "").lower() for value in _rows(readings, mib.PRT_COLORANT_VALUE).values()
+    notes: list[str] = []
+    supplies = parse_supplies(readings, vendor, notes)
+    families = {supply.color_family for supply in supplies}
+    families |= {
+        colours.family(colours.name(_clean(value)))
+        for value in _rows(readings, mib.PRT_COLORANT_VALUE).values()
     }
-    supply_colors = {supply.color for supply in supplies if supply.color}
-    is_color = bool((colorant_values | supply_colors) - _NON_COLORS - {""})
+    is_color = bool(families & colours.CHROMATIC)
     flags = _error_flags(readings.get(f"{mib.HR_PRINTER_ERROR_STATE}.1"))
     state, detail = _status(readings, flags)
     return PrinterReading(
@@ -637,6 +617,7 @@ def parse_printer(
         alerts=parse_alerts(readings),
         media_sources=parse_media_sources(readings),
         is_color=is_color,
+        notes=tuple(notes),
     )
 
 
