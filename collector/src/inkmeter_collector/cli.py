@@ -311,6 +311,7 @@ async def poll_all(cfg: config.Config, outbox: Outbox, client: SnmpClient) -> in
     queued = 0
     configured = {(entry.address, entry.port): entry for entry in cfg.printers}
     known = {(device.address, device.port): device for device in outbox.devices()}
+    installation = _installation(outbox)
 
     async def one(address: str, port: int) -> None:
         nonlocal queued
@@ -331,7 +332,7 @@ async def poll_all(cfg: config.Config, outbox: Outbox, client: SnmpClient) -> in
                         client,
                         target,
                         serial_override=entry.serial if entry else None,
-                        installation=_installation(outbox),
+                        installation=installation,
                     )
                 except SnmpError as error:
                     log.info("%s: %s", address, error)
