@@ -72,7 +72,12 @@ class RotateIn(serializers.Serializer):
 
 
 class CollectorConfigIn(serializers.Serializer):
-    ranges = serializers.ListField(child=serializers.CharField(max_length=100), max_length=256)
+    ranges = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        max_length=256,
+        help_text="192.0.2.0/24, 192.0.2.10-192.0.2.50 or 192.0.2.99; at most 65,536 addresses"
+        " each.",
+    )
     communities = serializers.ListField(child=serializers.CharField(max_length=64), max_length=16)
     poll_interval_minutes = serializers.IntegerField(min_value=15, max_value=1440)
     upload_interval_minutes = serializers.IntegerField(min_value=1, max_value=1440)

@@ -14,6 +14,13 @@ from typing import Any
 from devices import wire
 
 PREFIX = "Telemetry"
+RANGES_DESCRIPTION = (
+    "Normalised address ranges to sweep, each a CIDR network (192.0.2.0/24), a first-last range"
+    " (192.0.2.10-192.0.2.50) or one address (192.0.2.99), at most 65,536 addresses each"
+    " (protocol/telemetry-v1.md, 'Address ranges'). The portal never serves a range the"
+    " collector refuses; a collector skips one it cannot apply, with a warning, and applies the"
+    " rest."
+)
 _SECURITY_HEADERS = [
     ("X-Inkmeter-Key", "The credential's key id."),
     ("X-Inkmeter-Timestamp", "RFC 3339 UTC time of signing; at most 300 s off."),
@@ -179,7 +186,11 @@ def telemetry_paths(
                                 ],
                                 "properties": {
                                     "config_version": {"type": "integer"},
-                                    "ranges": {"type": "array", "items": {"type": "string"}},
+                                    "ranges": {
+                                        "type": "array",
+                                        "items": {"type": "string"},
+                                        "description": RANGES_DESCRIPTION,
+                                    },
                                     "communities": {"type": "array", "items": {"type": "string"}},
                                     "poll_interval_minutes": {"type": "integer", "minimum": 15},
                                     "upload_interval_minutes": {"type": "integer"},

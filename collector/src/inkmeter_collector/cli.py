@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from inkmeter_collector import AGENT, config, discovery, printer, upload
 from inkmeter_collector.outbox import Outbox
 from inkmeter_collector.poll import PollResult, poll
+from inkmeter_collector.ranges import RangeError, parse_range
 from inkmeter_collector.snmp import (
     Credentials,
     SnmpClient,
@@ -173,6 +174,11 @@ def _portal(cfg: config.Config) -> upload.Portal | None:
 
 async def cmd_discover(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) -> int:
     ranges = list(args.range or cfg.ranges or discovery.default_ranges())
+    try:
+        ranges = [parse_range(entry).text for entry in ranges]
+    except RangeError as error:
+        print(f"--range: {error.message}", file=sys.stderr)
+        return 2
     if not ranges:
         print("no address range given and the host's own subnet is unknown", file=sys.stderr)
         return 2
@@ -360,13 +366,20 @@ def refresh_portal_config(
 ) -> config.Config:
     if portal is None:
         return cfg
+    warnings: list[str] = []
     try:
         answer = portal.fetch_config()
-        updated = config.apply_portal(base, answer)
+        updated = config.apply_portal(base, answer, on_warning=warnings.append)
     except Exception as error:  # the portal may be down for days: keep the last known config
         log.warning("cannot fetch the portal configuration (%s); keeping the last one", error)
         return cfg
-    outbox.set_setting("portal_config", json.dumps(answer))
+    text = json.dumps(answer)
+    is_new = text != outbox.get_setting("portal_config")
+    for message in warnings:
+        log.warning("%s", message)
+        if is_new:  # once per answer in `status`, not once per check
+            outbox.warn(message)
+    outbox.set_setting("portal_config", text)
     return updated
 
 
@@ -462,7 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     sweep = commands.add_parser("discover", help="sweep address ranges for printers")
-    sweep.add_argument("--range", action="append", help="CIDR range (repeatable)")
+    sweep.add_argument(
+        "--range",
+        action="append",
+        help="192.0.2.0/24, 192.0.2.10-192.0.2.50 or one address (repeatable)",
+    )
     sweep.add_argument("--community", action="append", default=[], help="(repeatable)")
     sweep.add_argument("--port", type=int)
     sweep.add_argument("--rate", type=float, help="requests per second")

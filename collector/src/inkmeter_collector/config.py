@@ -9,20 +9,23 @@ separated), INKMETER_OUTBOX (path of the SQLite outbox).
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
+import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inkmeter_collector.ranges import RangeError, parse_range
 from inkmeter_collector.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS, Credentials
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -92,12 +95,11 @@ def _split(text: str) -> tuple[str, ...]:
 
 
 def _check_ranges(ranges: tuple[str, ...]) -> tuple[str, ...]:
-    for entry in ranges:
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError as error:
-            raise ConfigError(f"bad address range {entry!r}: {error}") from error
-    return ranges
+    """Local ranges, normalised; a bad one stops the start (the operator is there to fix it)."""
+    try:
+        return tuple(parse_range(entry).text for entry in ranges)
+    except RangeError as error:
+        raise ConfigError(f"discovery.ranges: {error.message}") from error
 
 
 def _v3_user(entry: Mapping[str, Any]) -> Credentials:
@@ -199,13 +201,32 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Conf
     return config
 
 
-def apply_portal(config: Config, answer: Mapping[str, Any]) -> Config:
-    """The portal's collector configuration over the local one (fields it sends win)."""
+def _log_warning(message: str) -> None:
+    log.warning("%s", message)
+
+
+def apply_portal(
+    config: Config,
+    answer: Mapping[str, Any],
+    *,
+    on_warning: Callable[[str], None] = _log_warning,
+) -> Config:
+    """The portal's collector configuration over the local one (fields it sends win).
+
+    What cannot be applied is skipped with a warning naming it; the rest still applies, so one
+    bad range never costs the interval or the communities.
+    """
     changes: dict[str, Any] = {}
     if isinstance(answer.get("config_version"), int):
         changes["config_version"] = answer["config_version"]
     if isinstance(answer.get("ranges"), list):
-        changes["ranges"] = _check_ranges(tuple(str(r) for r in answer["ranges"]))
+        good: list[str] = []
+        for entry in answer["ranges"]:
+            try:
+                good.append(parse_range(str(entry)).text)
+            except RangeError as error:
+                on_warning(f"portal configuration: range skipped: {error.message}")
+        changes["ranges"] = tuple(good)
     if isinstance(answer.get("communities"), list) and answer["communities"]:
         changes["communities"] = tuple(str(c) for c in answer["communities"])
     poll = answer.get("poll_interval_minutes")
