@@ -546,11 +546,19 @@ def api_token_revoke(*, ctx: TenantContext, token_id: int) -> ApiToken:
     return token
 
 
+def api_token_key(*, raw: str) -> str:
+    """The public key part of a raw token (`ink_<key>_<secret>`), or "" if it has none."""
+    if not raw.startswith(TOKEN_PREFIX) or raw.count("_") < 2:
+        return ""
+    return raw[len(TOKEN_PREFIX) :].partition("_")[0]
+
+
 def api_token_authenticate(*, raw: str) -> ApiToken | None:
     """The active token that `raw` stands for, or None. Constant-time secret comparison."""
-    if not raw.startswith(TOKEN_PREFIX) or raw.count("_") < 2:
+    key = api_token_key(raw=raw)
+    if not key:
         return None
-    key, _, secret = raw[len(TOKEN_PREFIX) :].partition("_")
+    secret = raw[len(TOKEN_PREFIX) + len(key) + 1 :]
     token = (
         ApiToken.unscoped.select_related("reseller", "customer", "created_by")
         .filter(key=key, revoked_at=None, reseller__is_active=True, created_by__is_active=True)
