@@ -68,6 +68,7 @@ def telemetry(request: HttpRequest) -> HttpResponse:
     try:
         if request.method != "POST":
             raise Refusal(405, "method_not_allowed", "POST a batch.")
+        _require_json(request)
         body = _read_body(request)
         credential = _authenticate(request, body)
         raw = _decompress(body, request.META.get("HTTP_CONTENT_ENCODING", ""))
@@ -115,6 +116,17 @@ def collector_config(request: HttpRequest) -> HttpResponse:
 def _client_ip(request: HttpRequest) -> str | None:
     # Behind a proxy the deployment sets REMOTE_ADDR from X-Forwarded-For (one trusted hop).
     return request.META.get("REMOTE_ADDR") or None
+
+
+def _require_json(request: HttpRequest) -> None:
+    # The body is JSON whatever its Content-Encoding; a sender that labels it otherwise is
+    # misconfigured (or a browser form posted cross-site), so say so rather than guess.
+    if (request.content_type or "").strip().lower() != "application/json":
+        raise Refusal(
+            415,
+            "unsupported_media_type",
+            "Send the batch as Content-Type: application/json (gzip it with Content-Encoding).",
+        )
 
 
 def _read_body(request: HttpRequest) -> bytes:

@@ -155,10 +155,18 @@ def telemetry_paths(
                         }
                     },
                 },
-                "400": {"description": "Not a valid batch or encoding.", **error},
+                "400": {
+                    "description": "Not a valid batch or encoding (including JSON nested deeper "
+                    f"than {wire.MAX_DEPTH} levels).",
+                    **error,
+                },
                 "401": {"description": "Key, signature or timestamp not accepted.", **error},
                 "413": {"description": "Too large, compressed or decompressed.", **error},
-                "415": {"description": "Unsupported Content-Encoding.", **error},
+                "415": {
+                    "description": "Content-Type is not application/json, or Content-Encoding "
+                    "is neither gzip nor identity.",
+                    **error,
+                },
                 "429": rate_limited,
             },
         }

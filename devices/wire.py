@@ -17,6 +17,12 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 SCHEMA_NAME = "inkmeter.telemetry/1"
+
+# The deepest a legitimate batch nests is about six levels (envelope, snapshots, snapshot, jobs,
+# job, ink_ml); media sources are free-form objects, so leave them room. A hostile body nested a
+# thousand deep would exhaust the decoder's recursion limit (RecursionError, a 500), so the
+# depth is checked before anything recurses.
+MAX_DEPTH = 32
 SCHEMA_PATH = Path(__file__).resolve().parent / "protocol" / "telemetry-v1.schema.json"
 
 # JSON Schema's "uuid" format: the hyphenated form only (msgspec's UUID type also takes 32 hex).
@@ -189,6 +195,9 @@ class WireError(ValueError):
 
 
 def decode_envelope(raw: bytes) -> Envelope:
+    """The envelope with its snapshots left raw, or WireError; the whole body's depth is checked."""
+    if nesting_exceeds(raw, MAX_DEPTH):
+        raise WireError([f"JSON nested deeper than {MAX_DEPTH} levels"])
     try:
         envelope = _envelope_decoder.decode(raw)
     except msgspec.ValidationError as error:
@@ -199,6 +208,34 @@ def decode_envelope(raw: bytes) -> Envelope:
     if errors:
         raise WireError(errors)
     return envelope
+
+
+_STRUCTURE = b'"[]{}'
+_ALL_BYTES = bytes(range(256))
+_NOT_STRUCTURE = bytes(b for b in _ALL_BYTES if b not in _STRUCTURE)
+_BRACKETS = bytes.maketrans(b"[]{}", b"()()")
+
+
+def nesting_exceeds(raw: bytes, limit: int) -> bool:
+    """Whether a JSON text nests arrays and objects deeper than `limit`, brackets in strings aside.
+
+    Without recursion and in C-speed passes: drop escapes, keep only quotes and brackets, drop
+    strings, then peel the innermost pairs, one level a pass. When no pair is left to peel, the
+    openings left over (an unbalanced text) are levels a decoder would still descend.
+    """
+    kept = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+    # Quotes now pair up, and every second piece between quotes is a string's content.
+    brackets = b"".join(kept.split(b'"')[::2]).translate(_BRACKETS)
+    depth = 0
+    while brackets and depth <= limit:
+        # A run of openings longer than the levels left settles it at once (the plain attack).
+        if b"(" * (limit - depth + 1) in brackets:
+            return True
+        peeled = brackets.replace(b"()", b"")
+        if len(peeled) == len(brackets):
+            return depth + brackets.count(b"(") > limit
+        brackets, depth = peeled, depth + 1
+    return depth > limit
 
 
 def decode_snapshot(raw: msgspec.Raw) -> Snapshot:

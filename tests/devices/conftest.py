@@ -61,6 +61,7 @@ def post(client: Client) -> Post:
         key_id: str | None = None,
         at: datetime | None = None,
         extra: dict[str, str] | None = None,
+        content_type: str = "application/json",
     ) -> Any:
         if body is None:
             document = {
@@ -85,7 +86,7 @@ def post(client: Client) -> Post:
         return client.post(
             TELEMETRY,
             data=body,
-            content_type="application/json",
+            content_type=content_type,
             headers=headers,
             REMOTE_ADDR="192.0.2.7",
         )

@@ -1,0 +1,55 @@
+"""Request-wide input hygiene that no single view should have to remember."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.utils.html import escape
+
+from portal.api import error_body
+
+NUL_MESSAGE = "Text must not contain NUL (\\x00) characters."
+
+
+def _nul_fields(request: HttpRequest) -> list[str]:
+    fields = ["path"] if "\x00" in request.path else []
+    for name, values in request.GET.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            fields.append(name.replace("\x00", "\\x00"))
+    # Form bodies only: Django parses nothing else into POST, so JSON and telemetry stay unread.
+    if request.method == "POST" and request.content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        for name, values in request.POST.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                fields.append(name.replace("\x00", "\\x00"))
+    return fields
+
+
+class RejectNulMiddleware:
+    """400 for a NUL byte anywhere in the path, the query or a form body.
+
+    PostgreSQL cannot store NUL in text and raises on any query that carries one (SQLite does
+    not), so a NUL in a search box was a 500 on every list that filters by it. No legitimate
+    input contains one; refusing them here covers views that read `request.GET` directly.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        fields = _nul_fields(request)
+        if not fields:
+            return self.get_response(request)
+        if request.path.startswith("/api/"):
+            return JsonResponse(
+                error_body("nul_character", NUL_MESSAGE, {f: [NUL_MESSAGE] for f in fields}),
+                status=400,
+            )
+        listed = escape(", ".join(fields))
+        return HttpResponseBadRequest(
+            f"<!doctype html><title>Bad request</title><h1>Bad request</h1>"
+            f"<p>{escape(NUL_MESSAGE)} Remove them from: {listed}.</p>"
+        )
