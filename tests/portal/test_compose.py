@@ -229,12 +229,13 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         postgres.database_create()
         redis.start()
         web = deployment.start("web")
+
         # gunicorn listens once `migrate` has finished (the command chains them).
-        wait_until(
-            lambda: web.check() is None and port_open(deployment.port),
-            timeout=START_S,
-            what="web: migrate, then gunicorn",
-        )
+        def migrated_and_serving() -> bool:
+            web.check()  # raises with the log's tail if migrate or gunicorn exited
+            return port_open(deployment.port)
+
+        wait_until(migrated_and_serving, timeout=START_S, what="web: migrate, then gunicorn")
         yield deployment
     finally:
         for process in reversed(deployment.processes):
