@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml collector/pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1:8000
+# pytest-xdist workers for `make test` (one per core); tests that share a fixed port or want the
+# machine to themselves are grouped onto one worker (tests/conftest.py). TEST_JOBS=0: no xdist.
+TEST_JOBS ?= auto
 
 .PHONY: install demo serve test lint format lock snmpsim clean
 
@@ -32,7 +35,7 @@ serve: install
 	$(BIN)/python manage.py runserver $(HOST)
 
 test: install snmpsim
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_JOBS) --dist loadgroup
 
 lint: install
 	$(BIN)/ruff format --check .

@@ -13,6 +13,10 @@ database backends and the sender are printed too: on a shared machine they say w
 goes when the wall-clock rate does not.
 
     .venv/bin/python benchmarks/ingest.py [--senders 4] [--batches 40] [--workers 4]
+    .venv/bin/python benchmarks/ingest.py --smoke --url postgres://.../scratch   # CI: seconds
+
+--smoke runs the same path at a tiny size (one sender, one timed batch, one gunicorn worker on
+a free port) and exits non-zero if any batch is refused or a snapshot goes missing.
 """
 
 from __future__ import annotations
@@ -29,17 +33,29 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stack import StackError, Web  # noqa: E402 - needs ROOT on the path
+from benchmarks.stack import StackError, Web, free_port  # noqa: E402 - needs ROOT on the path
 
 ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "inkmeter_bench"
 DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
 TIME_LIMIT_S = 120
 WARM_UP_BATCHES = 3
+
+
+SNAPSHOTS_PER_BATCH = 100
+
+
+def database_use(url: str) -> None:
+    """Benchmark in the database at `url` (dropped and created again), on its server."""
+    global ADMIN_URL, DB_NAME, DB_URL
+    parts = urlsplit(url)
+    DB_URL, DB_NAME = url, parts.path.lstrip("/")
+    ADMIN_URL = urlunsplit(parts._replace(path="/postgres"))
 
 
 def _env() -> dict[str, str]:
@@ -61,8 +77,8 @@ def database_create() -> None:
     import psycopg
 
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=_env(), check=True
     )
@@ -259,14 +275,23 @@ def copy_bound() -> dict[str, float]:
     return {"rows": rows, "seconds": seconds, "snapshots": snapshots}
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--senders", type=int, default=4, help="concurrent senders (max 16)")
     parser.add_argument("--batches", type=int, default=40, help="batches per sender (max 500)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--url", default=os.environ.get("BENCH_DATABASE_URL", DB_URL), help="database, recreated"
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny size for CI: checks only")
     args = parser.parse_args()
+    if args.smoke:
+        # Past the warm-up's batches, a few timed ones (a short history may build one less).
+        args.senders, args.batches, args.workers, args.threads = 1, 3, 1, 1
+        args.port = free_port()
+    database_use(args.url)
     senders = max(1, min(args.senders, 16))
     per_sender = max(1, min(args.batches, 500)) + WARM_UP_BATCHES - 1
 
@@ -301,6 +326,9 @@ def main() -> None:
 
     latencies = result["latencies"]
     snapshots = result["accepted"]
+    if not latencies:
+        print("FAIL: no batch was sent past the warm-up")
+        return 1
     rate = snapshots / result["seconds"]
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
@@ -323,7 +351,12 @@ def main() -> None:
     )
     if result["failures"]:
         print("failures:", result["failures"][:3])
+    expected = sum(len(b) for b in signed) * SNAPSHOTS_PER_BATCH
+    if result["failures"] or snapshots != expected:
+        print(f"FAIL: {snapshots} of {expected} snapshots accepted")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -3,6 +3,7 @@
 How to run
     .venv/bin/python benchmarks/load.py                   # 10 minutes, as issue #7 asks
     .venv/bin/python benchmarks/load.py --duration 60     # a short check while developing
+    .venv/bin/python benchmarks/load.py --smoke           # CI: the smallest of everything
 
 It starts a throwaway stack (benchmarks/stack.py: its own PostgreSQL cluster with fsync on, its
 own Redis, gunicorn, a Celery worker and beat, an SMTP sink; the shared servers are not touched),
@@ -1197,7 +1198,16 @@ def main() -> int:
         "--drain", type=float, default=300, help="seconds to wait for the task queue after"
     )
     parser.add_argument("--keep", action="store_true", help="keep the stack's working directory")
+    parser.add_argument(
+        "--smoke", action="store_true", help="CI: every kind of traffic once, a tiny stack"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        # Same verdict, smallest sizes: 20 s of traffic with an order and the export in it.
+        args.duration, args.collectors, args.batches_per_second = 20, 1, 0.5
+        args.tabs, args.think, args.order_every, args.sample = 1, 0.5, 8, 5
+        args.web_workers, args.celery_concurrency = 1, 1
+        args.customers, args.printers, args.days, args.drain = 1, 1, 3, 120
 
     print(f"load average before: {loadavg()} ({os.cpu_count()} cores)", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="inkmeter-load-"))

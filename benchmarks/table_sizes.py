@@ -7,6 +7,9 @@ VACUUM ANALYZEd first, so the figures are what autovacuum leaves in steady state
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/inkmeter_docs \\
         .venv/bin/python benchmarks/table_sizes.py [--top 20]
+
+--smoke (CI, after `benchmarks/ingest.py --smoke` filled the database): the same report, and a
+non-zero exit when a telemetry table is missing or holds no snapshot.
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ def _count(conn: psycopg.Connection[tuple[int]], table: str) -> int:
     return int(row[0]) if row else 0
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--top", type=int, default=20, help="How many of the largest tables.")
+    parser.add_argument("--smoke", action="store_true", help="CI: fail on an empty report")
     args = parser.parse_args()
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
@@ -63,7 +67,13 @@ def main() -> None:
     print(f"\nsnapshots: {rows['devices_snapshot']:,}")
     print(f"telemetry tables, bytes per snapshot: {telemetry / snapshots:,.0f}")
     print(f"whole database, bytes per snapshot:   {everything / snapshots:,.0f}")
+    if args.smoke:
+        missing = [name for name in TELEMETRY if name not in sizes or not rows[name]]
+        if missing:
+            print(f"FAIL: empty or missing: {', '.join(missing)}")
+            return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -10,10 +10,10 @@ from __future__ import annotations
 import calendar
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from portal.money import round_money
 
@@ -64,6 +64,13 @@ def overlap(
 def floor_units(value: Decimal) -> Decimal:
     """Down to the four decimals counters are stored with."""
     return (value / UNIT_STEP).to_integral_value(rounding=ROUND_FLOOR) * UNIT_STEP
+
+
+def prorated_units(units: Decimal, days: int, period_days: int) -> Decimal:
+    """A monthly allowance for `days` of a period of `period_days`, half-up to the four
+    decimals counters are stored with (docs/billing.md). A whole period is exact."""
+    exact = units * Decimal(days) / Decimal(period_days)
+    return (exact / UNIT_STEP).to_integral_value(rounding=ROUND_HALF_UP) * UNIT_STEP
 
 
 # --- Counter series -----------------------------------------------------------------------------
@@ -296,14 +303,21 @@ class Priced:
 
 
 def price_usage(
-    items: Sequence[UsageItem], rates: Sequence[Rate], *, device_count: int, currency: str
+    items: Sequence[UsageItem],
+    rates: Sequence[Rate],
+    *,
+    member_days: Mapping[int, int],
+    period_days: int,
+    currency: str,
 ) -> list[Priced]:
     """Price every item (same order in and out), each amount rounded once.
 
     Allowances and tiers apply to a group: one device (scope "device") or the whole statement
-    (scope "pooled", allowance = included units times devices). Within a group the items, in
-    line order, fill the allowance first and then the tiers, so each line's amount is the price
-    of its own slice of the group's usage."""
+    (scope "pooled"). A group's allowance is the rate's included units prorated by the days its
+    devices were members in the period (`member_days`, summed over each device's windows), and
+    rounded once per group. Within a group the items, in line order (a device's windows in date
+    order), fill the allowance first and then the tiers, so each line's amount is the price of
+    its own slice of the group's usage and tiers apply once to the group's total."""
     result = [Priced() for _ in items]
     groups: dict[tuple[int, int | None], list[int]] = defaultdict(list)
     by_key: dict[int, Rate] = {}
@@ -315,11 +329,13 @@ def price_usage(
         by_key[rate.key] = rate
         result[index].rate = rate
         groups[(rate.key, item.device_key if rate.scope == "device" else None)].append(index)
+    pooled_days = sum(member_days.values())
     for (rate_key, device_key), indexes in groups.items():
         rate = by_key[rate_key]
         tiers = sorted(rate.tiers, key=lambda t: t.from_units)
         indexes.sort(key=lambda i: items[i].sort_key)
-        allowance = rate.included_units * (device_count if device_key is None else 1)
+        days = pooled_days if device_key is None else member_days[device_key]
+        allowance = prorated_units(rate.included_units, days, period_days)
         total = sum((items[i].usage for i in indexes), ZERO)
         volume_tier = tier_at(tiers, max(total - allowance, ZERO))
         position = ZERO

@@ -62,7 +62,11 @@ FINANCE_ROLES = ADMIN_ROLES | {Role.RESELLER_FINANCE, Role.SYSTEM}
 BATCH_SIZE = 500
 CLOSE_WORKERS = 2
 
-LineKey = tuple[str, int | None, str, str, str]
+# A statement line's identity across an original and its adjustments: a device has one fee
+# line and one line per counter in each of its membership windows.
+LineKey = tuple[str, int | None, str, str, str, date | None]
+# What an adjustment line carries as the difference to what was billed.
+DIFFERENCE = ("usage", "allowance", "billable", "amount")
 
 
 def _require_finance(ctx: TenantContext) -> None:
@@ -196,6 +200,14 @@ def _build(
     items: list[UsageItem] = []
     memberships = sorted(memberships, key=lambda m: (m.device.serial, m.joined_on, m.pk))
     rates = _rates_of(version)
+    member_days: dict[int, int] = defaultdict(int)
+    # Estimated units not yet backed by readings, per device counter, and the end of the window
+    # that left them (None: the previous period). A later window of the device pays them off
+    # only if its growth is measured from a reading at or before that end, so that it covers
+    # the estimated days; a reading in between settles them (docs/billing.md).
+    outstanding: dict[tuple[int, str, str, str], tuple[Decimal, datetime | None]] = {
+        key: (units, None) for key, units in prior.items()
+    }
     for order, membership in enumerate(memberships):
         window = overlap(membership.joined_on, membership.left_on, ps, pe)
         term = overlap(contract.starts_on, contract.ends_on, ps, pe)
@@ -205,6 +217,7 @@ def _build(
         if window is None:
             continue
         days = (window[1] - window[0]).days
+        member_days[membership.device_id] += days
         series = growth.get(membership.pk, {})
         keys = sorted(series)
         fee_flags = [] if keys else ["no_readings"]
@@ -224,12 +237,14 @@ def _build(
         )
         for key in keys:
             g = series[key]
+            counter_key = (membership.device_id, *key)
+            owed, left_by = outstanding.get(counter_key, (ZERO, None))
+            if left_by is not None and g.start_at > left_by:
+                owed = ZERO
             billed = billed_usage(
-                growth=g,
-                estimate_missing=estimate,
-                window_days=days,
-                prior_outstanding=prior.get((membership.device_id, *key), ZERO),
+                growth=g, estimate_missing=estimate, window_days=days, prior_outstanding=owed
             )
+            outstanding[counter_key] = (billed.outstanding, midnight(window[1]))
             line = LineRow(
                 kind=StatementLine.Kind.USAGE,
                 device_id=membership.device_id,
@@ -260,8 +275,9 @@ def _build(
                     usage=billed.usage,
                 )
             )
-    devices = len({m.device_id for m in memberships})
-    priced = price_usage(items, rates, device_count=devices, currency=currency)
+    priced = price_usage(
+        items, rates, member_days=member_days, period_days=period_days, currency=currency
+    )
     unpriced: set[int] = set()
     for line, price in zip(usage_lines, priced, strict=True):
         if price.rate is None:
@@ -376,25 +392,40 @@ def _prior_outstanding(
 ) -> dict[tuple[int, date], dict[tuple[int, str, str, str], Decimal]]:
     """Estimated units not yet backed by readings, from each contract's previous period."""
     wanted = {(job.contract.pk, job.period_start) for job in jobs}
-    rows = StatementLine.unscoped.filter(
+    usage = StatementLine.unscoped.filter(
         statement__kind=Statement.Kind.REGULAR,
         statement__contract_id__in={c for c, _ in wanted},
         statement__period_end__in={p for _, p in wanted},
         kind=StatementLine.Kind.USAGE,
-        estimate_outstanding__gt=0,
-    ).values_list(
-        "statement__contract_id",
-        "statement__period_end",
-        "device_id",
-        "counter",
-        "media_type",
-        "color",
-        "estimate_outstanding",
+    )
+    # Rare (silent counters of estimating contracts), so found first by the positive value; a
+    # device's later window may have paid off what an earlier one left, so the last window's
+    # line of each counter is what carries over.
+    owing = set(usage.filter(estimate_outstanding__gt=0).values_list("statement_id", "device_id"))
+    if not owing:
+        return {}
+    rows = (
+        usage.filter(statement_id__in={s for s, _ in owing}, device_id__in={d for _, d in owing})
+        .order_by("window_start", "position")
+        .values_list(
+            "statement_id",
+            "statement__contract_id",
+            "statement__period_end",
+            "device_id",
+            "counter",
+            "media_type",
+            "color",
+            "estimate_outstanding",
+        )
     )
     result: dict[tuple[int, date], dict[tuple[int, str, str, str], Decimal]] = defaultdict(dict)
-    for contract_id, period_end, device_id, counter, media_type, color, outstanding in rows:
-        if (contract_id, period_end) in wanted:
+    for statement_id, contract_id, period_end, device_id, *key, outstanding in rows:
+        if (contract_id, period_end) in wanted and (statement_id, device_id) in owing:
+            counter, media_type, color = key
             result[(contract_id, period_end)][(device_id, counter, media_type, color)] = outstanding
+    for carried in result.values():
+        for key in [k for k, v in carried.items() if not v]:
+            del carried[key]
     return result
 
 
@@ -492,20 +523,22 @@ def statements_close(*, as_of: date, batch_size: int = BATCH_SIZE) -> int:
     """Beat: the drafts of every contract's last period that ended by `as_of`, and every other
     draft again (late readings, corrections). Returns how many statements were computed.
 
-    Across tenants on purpose: the nightly close runs for every reseller."""
+    Across tenants on purpose: the nightly close runs for every reseller. It sets its own
+    scopes, so that its batches can run side by side in transactions of their own."""
     jobs: list[PeriodJob] = []
-    for contract in Contract.unscoped.select_related("plan").filter(starts_on__lt=as_of):
-        current_start = period_containing(as_of, contract.anchor_day)[0]
-        ps, pe = period_before(current_start, contract.anchor_day)
-        if overlap(contract.starts_on, contract.ends_on, ps, pe) is not None:
-            jobs.append(PeriodJob(contract, ps, pe))
-    seen = {(j.contract.pk, j.period_start) for j in jobs}
-    drafts = Statement.unscoped.filter(
-        kind=Statement.Kind.REGULAR, status=Statement.Status.DRAFT, period_end__lte=as_of
-    ).select_related("contract__plan")
-    for draft in drafts:
-        if (draft.contract_id, draft.period_start) not in seen:
-            jobs.append(PeriodJob(draft.contract, draft.period_start, draft.period_end))
+    with rls.system("the nightly close finds the periods of every reseller"):
+        for contract in Contract.unscoped.select_related("plan").filter(starts_on__lt=as_of):
+            current_start = period_containing(as_of, contract.anchor_day)[0]
+            ps, pe = period_before(current_start, contract.anchor_day)
+            if overlap(contract.starts_on, contract.ends_on, ps, pe) is not None:
+                jobs.append(PeriodJob(contract, ps, pe))
+        seen = {(j.contract.pk, j.period_start) for j in jobs}
+        drafts = Statement.unscoped.filter(
+            kind=Statement.Kind.REGULAR, status=Statement.Status.DRAFT, period_end__lte=as_of
+        ).select_related("contract__plan")
+        for draft in drafts:
+            if (draft.contract_id, draft.period_start) not in seen:
+                jobs.append(PeriodJob(draft.contract, draft.period_start, draft.period_end))
     return _compute_in_batches(jobs, batch_size)
 
 
@@ -523,19 +556,22 @@ def _compute_in_batches(jobs: list[PeriodJob], batch_size: int) -> int:
     return done
 
 
+def _compute_batch(batch: list[PeriodJob]) -> int:
+    with rls.system("one batch prices contracts of several resellers"):
+        return len(statements_compute(jobs=batch))
+
+
 def _run_batches(batches: list[list[PeriodJob]]) -> list[int]:
     """Batches of one period touch disjoint contracts, so they may run side by side, each in
     its own transaction on its own connection: the database sorts one batch while Python
     prices another. Inside an outer transaction (tests) they run one after the other."""
     workers = min(CLOSE_WORKERS, len(batches))
     if workers < 2 or connection.vendor != "postgresql" or connection.in_atomic_block:
-        return [len(statements_compute(jobs=batch)) for batch in batches]
+        return [_compute_batch(batch) for batch in batches]
 
     def run(batch: list[PeriodJob]) -> int:
         try:
-            # A new connection: the caller's scope does not reach it.
-            with rls.system("one batch prices contracts of several resellers"):
-                return len(statements_compute(jobs=batch))
+            return _compute_batch(batch)  # a new connection: the caller's scope is not here
         finally:
             connection.close()  # this thread's own connection
 
@@ -549,6 +585,12 @@ def statements_stale_sweep() -> int:
     computed, or a counter correction entered since. Returns how many were recomputed.
 
     Across tenants on purpose: a beat sweep that re-derives its work from the database."""
+    with rls.system("late data may reach any reseller's drafts"):
+        stale = _stale_jobs()
+    return _compute_in_batches(stale, BATCH_SIZE)
+
+
+def _stale_jobs() -> list[PeriodJob]:
     devices = ContractDevice.unscoped.filter(contract_id=OuterRef(OuterRef("contract_id")))
     late_reading = Snapshot.unscoped.filter(
         device_id__in=devices.values("device_id"),
@@ -563,8 +605,7 @@ def statements_stale_sweep() -> int:
         .filter(Exists(late_reading) | Exists(late_correction))
         .select_related("contract__plan")
     )
-    stale = [PeriodJob(d.contract, d.period_start, d.period_end) for d in drafts]
-    return _compute_in_batches(stale, BATCH_SIZE)
+    return [PeriodJob(d.contract, d.period_start, d.period_end) for d in drafts]
 
 
 # --- Finalise and adjust ------------------------------------------------------------------------
@@ -609,7 +650,14 @@ def statement_finalise(*, ctx: TenantContext, statement_id: int, by: User | None
 
 
 def _line_key(line: StatementLine | LineRow) -> LineKey:
-    return (line.kind, line.device_id, line.counter, line.media_type, line.color)
+    return (
+        line.kind,
+        line.device_id,
+        line.counter,
+        line.media_type,
+        line.color,
+        line.window_start,
+    )
 
 
 def statement_adjust(*, ctx: TenantContext, statement_id: int) -> Statement:
@@ -633,33 +681,34 @@ def statement_adjust(*, ctx: TenantContext, statement_id: int) -> Statement:
         if fresh is None:
             raise DomainError("The plan has no terms for this period.", code="plan_without_terms")
         billed: dict[LineKey, dict[str, Decimal]] = defaultdict(
-            lambda: {"usage": ZERO, "billable": ZERO, "amount": ZERO}
+            lambda: dict.fromkeys(DIFFERENCE, ZERO)
         )
+        billed_windows: dict[LineKey, date | None] = {}
         finals = Statement.objects.for_tenant(ctx).filter(
             Q(pk=original.pk) | Q(adjusts=original, status=Statement.Status.FINAL)
         )
         billed_tax = sum((s.tax for s in finals), ZERO)
         for line in StatementLine.objects.for_tenant(ctx).filter(statement__in=finals):
-            totals = billed[_line_key(line)]
-            totals["usage"] += line.usage
-            totals["billable"] += line.billable
-            totals["amount"] += line.amount
+            key = _line_key(line)
+            totals = billed[key]
+            for name in DIFFERENCE:
+                totals[name] += getattr(line, name)
+            billed_windows[key] = line.window_end or billed_windows.get(key)
         lines: list[LineRow] = []
         fresh_keys = set()
         for line in fresh.lines:
             key = _line_key(line)
             fresh_keys.add(key)
-            before = billed.get(key, {"usage": ZERO, "billable": ZERO, "amount": ZERO})
-            if line.usage == before["usage"] and line.amount == before["amount"]:
+            before = billed.get(key, dict.fromkeys(DIFFERENCE, ZERO))
+            if all(getattr(line, name) == before[name] for name in DIFFERENCE):
                 continue
-            line.usage -= before["usage"]
-            line.billable -= before["billable"]
-            line.amount -= before["amount"]
+            for name in DIFFERENCE:
+                setattr(line, name, getattr(line, name) - before[name])
             line.flags = [*line.flags, "adjustment"]
             lines.append(line)
         for key, before in billed.items():
-            if key not in fresh_keys and (before["amount"] or before["usage"]):
-                kind, device_id, counter, media_type, color = key
+            if key not in fresh_keys and any(before.values()):
+                kind, device_id, counter, media_type, color, window_start = key
                 lines.append(
                     LineRow(
                         kind=kind,
@@ -667,7 +716,10 @@ def statement_adjust(*, ctx: TenantContext, statement_id: int) -> Statement:
                         counter=counter,
                         media_type=media_type,
                         color=color,
+                        window_start=window_start,
+                        window_end=billed_windows.get(key),
                         usage=-before["usage"],
+                        allowance=-before["allowance"],
                         billable=-before["billable"],
                         amount=-before["amount"],
                         rate_label="reversed",

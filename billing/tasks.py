@@ -15,15 +15,14 @@ from portal.tenancy import TenantContext
 def statements_close_task(*, as_of: str | None = None) -> int:
     """Nightly: drafts of the period that just ended, and every open draft again."""
     day = date.fromisoformat(as_of) if as_of else now().date()
-    with rls.system("the nightly close runs for every reseller"):
-        return statement_services.statements_close(as_of=day)
+    # No transaction around it: the close scopes itself and runs its batches side by side.
+    return statement_services.statements_close(as_of=day)
 
 
 @shared_task(acks_late=True, soft_time_limit=540, time_limit=600)
 def statements_stale_sweep_task() -> int:
     """Recompute drafts that late readings or corrections arrived after."""
-    with rls.system("late data may reach any reseller's drafts"):
-        return statement_services.statements_stale_sweep()
+    return statement_services.statements_stale_sweep()  # scoped by itself, as the close
 
 
 @shared_task(acks_late=True, soft_time_limit=240, time_limit=300)

@@ -4,6 +4,7 @@ skips into failures on CI's real-services run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -26,6 +27,81 @@ from tests.factories import (
 )
 
 REQUIRE_SERVICES = os.environ.get("INKMETER_REQUIRE_SERVICES") == "1"
+
+
+# --- pytest-xdist (`make test` runs `-n auto --dist loadgroup`) -----------------------------
+# Each worker has its own test database (pytest-django appends the worker id) and, here, its
+# own Redis database: the tests clear the cache (FLUSHDB) and some start real Celery workers,
+# which must not reach another worker's keys or queues. gwN uses the configured index + N.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def _redis_url_of_worker(url: str, worker: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(base + int(worker.removeprefix('gw'))) % 16}"))
+
+
+if XDIST_WORKER and settings.REDIS_URL:
+    from django.test.utils import override_settings
+
+    _worker_redis = _redis_url_of_worker(settings.REDIS_URL, XDIST_WORKER)
+    os.environ["REDIS_URL"] = _worker_redis  # for the servers and workers tests start
+    # For the whole session; the setting_changed signal makes the cache handler reconnect.
+    override_settings(
+        REDIS_URL=_worker_redis,
+        CACHES={
+            **settings.CACHES,
+            "default": {**settings.CACHES["default"], "LOCATION": _worker_redis},
+        },
+        CELERY_BROKER_URL=_worker_redis,
+        CELERY_RESULT_BACKEND=_worker_redis,
+    ).enable()
+    from portal.celery import app as _celery_app
+
+    _celery_app.conf.broker_url = _celery_app.conf.result_backend = _worker_redis
+
+# Tests that share something fixed run on one xdist worker, one after another (loadgroup):
+# the SNMP simulator listens on fixed UDP ports, and the throwaway stacks of the fault tests
+# each want the machine's cores for their timeouts to hold.
+XDIST_GROUPS = {"snmpsim": "snmpsim", "faults": "stack"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for name, group in XDIST_GROUPS.items():
+            fixtures = getattr(item, "fixturenames", ())
+            if name in fixtures or item.get_closest_marker(name) is not None:
+                if item.get_closest_marker("xdist_group") is None:
+                    item.add_marker(pytest.mark.xdist_group(group))
+                break
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Before the workers create their test databases side by side: the app role that each
+    database's post_migrate creates when it is missing (portal/rls.py) exists already, so that
+    two workers cannot both try to create it."""
+    if not (XDIST_WORKER and settings.DATABASES["default"]["ENGINE"].endswith("postgresql")):
+        return
+    import psycopg
+    from psycopg import errors
+
+    db = settings.DATABASES["default"]
+    dsn = {"host": db["HOST"] or None, "port": db["PORT"] or None, "user": db["USER"] or None}
+    with psycopg.connect(
+        dbname="postgres", autocommit=True, password=db["PASSWORD"] or None, **dsn
+    ) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = %s", [settings.DATABASE_APP_ROLE]
+        ).fetchone()
+        if exists is None:
+            role = psycopg.sql.Identifier(settings.DATABASE_APP_ROLE)
+            # The other worker may be first.
+            with contextlib.suppress(errors.DuplicateObject, errors.UniqueViolation):
+                conn.execute(psycopg.sql.SQL("CREATE ROLE {} NOLOGIN").format(role))
 
 
 def _postgres_missing() -> str | None:

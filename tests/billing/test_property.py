@@ -1,6 +1,8 @@
 """Property-based: generated fleets (random readings, resets, board swaps, gaps, late arrivals,
-mid-period joins and leaves, tiers and allowances) priced by the statement service must match
-a small reference implementation written here in plain Python, straight from DESIGN.md.
+mid-period joins, leaves and rejoins, tiers and allowances) priced by the statement service must
+match a small reference implementation written here in plain Python, straight from DESIGN.md
+and docs/billing.md; and an adjustment of a finalised statement must be exactly the reference's
+difference between the period with and without the data that arrived after finalising.
 
 The reference shares no code with billing: it walks the readings by hand, uses Fractions for
 estimates and a cumulative tier function for prices, and rounds with Decimal half-up itself.
@@ -9,7 +11,7 @@ On PostgreSQL the same test exercises the set-based SQL; on SQLite the Python fa
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -54,8 +56,8 @@ class RefSwap:
 @dataclass
 class RefDevice:
     serial: str
-    joined: date
-    left: date | None
+    # Membership windows [joined, left), in date order: a device may leave and rejoin.
+    windows: list[tuple[date, date | None]]
     readings: dict[str, list[RefReading]]
     swap: RefSwap | None
 
@@ -122,6 +124,14 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         left = None
         if draw(st.booleans()):
             left = joined + timedelta(days=draw(st.integers(1, 40)))
+        windows = [(joined, left)]
+        if left is not None and draw(st.booleans()):
+            # Leaves and rejoins, the same day or up to two weeks later.
+            rejoined = left + timedelta(days=draw(st.integers(0, 14)))
+            left_again = None
+            if draw(st.booleans()):
+                left_again = rejoined + timedelta(days=draw(st.integers(1, 20)))
+            windows.append((rejoined, left_again))
         swap = None
         if draw(st.integers(0, 3)) == 0:
             swap = RefSwap(
@@ -132,8 +142,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         devices.append(
             RefDevice(
                 serial=f"P{n}",
-                joined=joined,
-                left=left,
+                windows=windows,
                 readings={c: draw(series()) for c in COUNTERS},
                 swap=swap,
             )
@@ -229,17 +238,32 @@ def cumulative_cost(tier_list, units: Fraction) -> Fraction:
     return total
 
 
+def prorated_allowance(included: int, days: int) -> Fraction:
+    """included * days / 28, half-up to four decimals (docs/billing.md)."""
+    exact = Fraction(included * days, 28) * 10000
+    return Fraction(int(exact + Fraction(1, 2)), 10000)
+
+
 def reference(scenario: Scenario) -> tuple[list[tuple], Decimal, Decimal]:
-    members = []
+    """Lines (kind, serial, counter, window start, usage, allowance, billable, amount, flags),
+    subtotal and tax of the period."""
+    members = []  # (device, window start, window end), by serial and then date
     for device in sorted(scenario.devices, key=lambda d: d.serial):
-        lo = max(device.joined, PS, date(2026, 1, 1))
-        hi = min(device.left or PE, PE)
-        if lo < hi:
-            members.append((device, lo, hi))
+        for joined, left in device.windows:
+            lo = max(joined, PS, date(2026, 1, 1))
+            hi = min(left or PE, PE)
+            if lo < hi:
+                members.append((device, lo, hi))
     lines: list[list] = []
     usage_items = []  # (line index, device serial, counter, usage)
+    member_days: dict[str, int] = {}
+    # Estimated units of a device's counter not yet backed by readings, and the end of the
+    # window that estimated them: a later window whose growth starts at or before that end
+    # covers the estimated days and pays them off first; one that starts later settles them.
+    owed: dict[tuple[str, str], tuple[Fraction, datetime]] = {}
     for device, lo, hi in members:
         days = (hi - lo).days
+        member_days[device.serial] = member_days.get(device.serial, 0) + days
         ws = datetime(lo.year, lo.month, lo.day, tzinfo=UTC)
         we = datetime(hi.year, hi.month, hi.day, tzinfo=UTC)
         fee = half_up(scenario.fee * days / 28)
@@ -249,24 +273,35 @@ def reference(scenario: Scenario) -> tuple[list[tuple], Decimal, Decimal]:
         fee_flags = [] if any(counters.values()) else ["no_readings"]
         if days < 28:
             fee_flags.append("prorated")
-        lines.append(
-            ["fee", device.serial, "", Fraction(0), Fraction(0), Fraction(0), fee, fee_flags]
-        )
+        zero = Fraction(0)
+        lines.append(["fee", device.serial, "", lo, zero, zero, zero, fee, fee_flags])
         for counter in COUNTERS:
             result = counters[counter]
             if result is None or not any(r.counter == counter for r in scenario.rates):
                 continue
-            _, _, _, usage, flags = result
+            start, _, measured, usage, flags = result
+            units, left_by = owed.get((device.serial, counter), (Fraction(0), we))
+            if start[0] > left_by:
+                units = Fraction(0)
+            if "no_readings" in flags:
+                units += usage  # an estimate (nothing when carried forward)
+            else:
+                offset = min(Fraction(measured), units)
+                if offset:
+                    flags = [*flags, "estimate_offset"]
+                usage, units = usage - offset, units - offset
+            owed[(device.serial, counter)] = (units, we)
             usage_items.append((len(lines), device.serial, counter, usage))
-            lines.append(["usage", device.serial, counter, usage, None, None, None, flags])
-    device_count = len({m[0].serial for m in members})
+            lines.append(["usage", device.serial, counter, lo, usage, None, None, None, flags])
     for rate in scenario.rates:
+        # A device's windows, in date order, share its allowance and climb its tiers together.
         groups: dict[str | None, list] = {}
         for item in usage_items:
             if item[2] == rate.counter:
                 groups.setdefault(item[1] if rate.scope == "device" else None, []).append(item)
         for key, items in groups.items():
-            allowance = Fraction(rate.included * (1 if key is not None else device_count))
+            days = member_days[key] if key is not None else sum(member_days.values())
+            allowance = prorated_allowance(rate.included, days)
             total = sum((i[3] for i in items), Fraction(0))
             billable_total = max(Fraction(0), total - allowance)
             volume_price = next(
@@ -283,13 +318,12 @@ def reference(scenario: Scenario) -> tuple[list[tuple], Decimal, Decimal]:
                     cost = (hi_b - lo_b) * Fraction(volume_price)
                 else:
                     cost = cumulative_cost(rate.tiers, hi_b) - cumulative_cost(rate.tiers, lo_b)
-                lines[index][4:7] = [covered, hi_b - lo_b, half_up(cost)]
-    subtotal = sum((line[6] for line in lines), Decimal(0))
+                lines[index][5:8] = [covered, hi_b - lo_b, half_up(cost)]
+    subtotal = sum((line[7] for line in lines), Decimal(0))
     minimum = half_up(scenario.minimum)
     if minimum > subtotal:
-        lines.append(
-            ["minimum", "", "", Fraction(0), Fraction(0), Fraction(0), minimum - subtotal, []]
-        )
+        zero = Fraction(0)
+        lines.append(["minimum", "", "", None, zero, zero, zero, minimum - subtotal, []])
         subtotal = minimum
     tax = half_up(Fraction(subtotal) * Fraction(scenario.tax) / 100)
     return [tuple(line) for line in lines], subtotal, tax
@@ -298,7 +332,16 @@ def reference(scenario: Scenario) -> tuple[list[tuple], Decimal, Decimal]:
 # --- Driving the real thing ----------------------------------------------------------------------
 
 
-def build_and_compute(scenario: Scenario) -> Statement:
+@dataclass
+class Built:
+    ctx: TenantContext
+    contract_id: int
+    late: list[CounterReading]
+
+
+def build(scenario: Scenario) -> Built:
+    """The plan, contract, memberships and corrections, and the readings not marked late;
+    the late ones are returned, for the caller to store when it means them to arrive."""
     reseller = ResellerFactory()
     ctx = TenantContext.system(reseller=reseller)
     site = SiteFactory(customer=CustomerFactory(reseller=reseller))
@@ -338,14 +381,14 @@ def build_and_compute(scenario: Scenario) -> Statement:
     early: list[CounterReading] = []
     for spec in scenario.devices:
         device = DeviceFactory(site=site, serial=spec.serial)
-        services.contract_device_add(
-            ctx=ctx, contract_id=contract.pk, device_id=device.pk, joined_on=spec.joined
-        )
-        if spec.left is not None:
-            membership = contract.memberships.get(device=device)
-            services.contract_device_remove(
-                ctx=ctx, contract_device_id=membership.pk, left_on=spec.left
+        for joined, left in spec.windows:
+            membership = services.contract_device_add(
+                ctx=ctx, contract_id=contract.pk, device_id=device.pk, joined_on=joined
             )
+            if left is not None:
+                services.contract_device_remove(
+                    ctx=ctx, contract_device_id=membership.pk, left_on=left
+                )
         if spec.swap is not None:
             services.correction_create(
                 ctx=ctx,
@@ -368,10 +411,19 @@ def build_and_compute(scenario: Scenario) -> Statement:
                 )
                 (late if r.late else early).append(row)
     CounterReading.unscoped.bulk_create(early)
-    first = statement_services.statement_compute(ctx=ctx, contract_id=contract.pk, period_start=PS)
+    return Built(ctx, contract.pk, late)
+
+
+def build_and_compute(scenario: Scenario) -> Statement:
+    built = build(scenario)
+    first = statement_services.statement_compute(
+        ctx=built.ctx, contract_id=built.contract_id, period_start=PS
+    )
     # Late arrivals after the draft was computed: the recomputed draft must not remember them.
-    CounterReading.unscoped.bulk_create(late)
-    again = statement_services.statement_compute(ctx=ctx, contract_id=contract.pk, period_start=PS)
+    CounterReading.unscoped.bulk_create(built.late)
+    again = statement_services.statement_compute(
+        ctx=built.ctx, contract_id=built.contract_id, period_start=PS
+    )
     assert again.pk == first.pk
     return again
 
@@ -398,6 +450,7 @@ def test_statements_match_the_reference_implementation(scenario: Scenario) -> No
                 line.kind,
                 line.device.serial if line.device else "",
                 line.counter,
+                line.window_start,
                 line.usage,
                 line.allowance,
                 line.billable,
@@ -407,8 +460,8 @@ def test_statements_match_the_reference_implementation(scenario: Scenario) -> No
             for line in statement.lines.select_related("device").order_by("position")
         ]
         want = [
-            (kind, serial, counter, as_decimal(u), as_decimal(a), as_decimal(b), amount, flags)
-            for kind, serial, counter, u, a, b, amount, flags in expected_lines
+            (kind, serial, counter, ws, as_decimal(u), as_decimal(a), as_decimal(b), amount, flags)
+            for kind, serial, counter, ws, u, a, b, amount, flags in expected_lines
         ]
         assert got == want
         assert (statement.subtotal, statement.tax, statement.total) == (
@@ -421,12 +474,89 @@ def test_statements_match_the_reference_implementation(scenario: Scenario) -> No
         transaction.savepoint_rollback(sid)
 
 
+def without_late_readings(scenario: Scenario) -> Scenario:
+    devices = [
+        replace(d, readings={c: [r for r in rs if not r.late] for c, rs in d.readings.items()})
+        for d in scenario.devices
+    ]
+    return replace(scenario, devices=devices)
+
+
+Figures = tuple[Decimal, Decimal, Decimal, Decimal]  # usage, allowance, billable, amount
+
+
+def reference_lines(scenario: Scenario) -> tuple[dict[tuple, Figures], Decimal, Decimal]:
+    lines, subtotal, tax = reference(scenario)
+    by_key = {
+        (kind, serial, counter, ws): (as_decimal(u), as_decimal(a), as_decimal(b), amount)
+        for kind, serial, counter, ws, u, a, b, amount, _ in lines
+    }
+    assert len(by_key) == len(lines)  # a line is known by its device, counter and window
+    return by_key, subtotal, tax
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(scenario=scenarios())
+def test_adjustments_are_the_reference_difference_line_by_line(scenario: Scenario) -> None:
+    """Finalise the period without the late readings; an adjustment then is exactly zero; the
+    late readings arrive; the next adjustment is the recomputed period minus the final one,
+    line by line, and its tax the recomputed tax minus the tax billed."""
+    sid = transaction.savepoint()
+    try:
+        built = build(scenario)
+        draft = statement_services.statement_compute(
+            ctx=built.ctx, contract_id=built.contract_id, period_start=PS
+        )
+        final = statement_services.statement_finalise(ctx=built.ctx, statement_id=draft.pk, by=None)
+        nothing = statement_services.statement_adjust(ctx=built.ctx, statement_id=final.pk)
+        assert list(nothing.lines.all()) == []
+        assert (nothing.subtotal, nothing.tax, nothing.total) == (0, 0, 0)
+
+        CounterReading.unscoped.bulk_create(built.late)
+        adjustment = statement_services.statement_adjust(ctx=built.ctx, statement_id=final.pk)
+
+        before, subtotal_before, tax_before = reference_lines(without_late_readings(scenario))
+        after, subtotal_after, tax_after = reference_lines(scenario)
+        zero: Figures = (Decimal(0),) * 4
+        want = {}
+        for key in after.keys() | before.keys():
+            new, old = after.get(key, zero), before.get(key, zero)
+            if new != old:
+                want[key] = tuple(n - o for n, o in zip(new, old, strict=True))
+        got = {
+            (
+                line.kind,
+                line.device.serial if line.device else "",
+                line.counter,
+                line.window_start,
+            ): (
+                line.usage,
+                line.allowance,
+                line.billable,
+                line.amount,
+            )
+            for line in adjustment.lines.select_related("device")
+        }
+        assert got == want
+        assert all("adjustment" in line.flags for line in adjustment.lines.all())
+        assert (adjustment.subtotal, adjustment.tax, adjustment.total) == (
+            subtotal_after - subtotal_before,
+            tax_after - tax_before,
+            subtotal_after + tax_after - subtotal_before - tax_before,
+        )
+    finally:
+        transaction.savepoint_rollback(sid)
+
+
 def test_the_reference_itself_on_a_hand_checked_fleet() -> None:
     """A guard against a reference that agrees with anything: exact figures by hand."""
     device = RefDevice(
         serial="P0",
-        joined=date(2026, 2, 15),  # 14 of 28 days
-        left=None,
+        windows=[(date(2026, 2, 15), None)],  # 14 of 28 days
         readings={
             "impressions.mono": [
                 RefReading(_moment(-60), 1000, False),  # carry-in
@@ -438,8 +568,47 @@ def test_the_reference_itself_on_a_hand_checked_fleet() -> None:
         },
         swap=None,
     )
-    scenario = Scenario(
-        devices=[device],
+    scenario = hand_checked_plan([device])
+    lines, subtotal, tax = reference(scenario)
+    # 1000 -> 1500 (+500), reset to 20, -> 1020 (+1000): 1500 pages; 100 * 14/28 = 50
+    # included; 1000 at 0.01 + 450 at 0.005 = 12.25; fee 20 * 14/28 = 10.00.
+    assert [(line[5], line[7]) for line in lines] == [(0, Decimal("10.00")), (50, Decimal("12.25"))]
+    assert lines[1][8] == ["reset"]
+    assert (subtotal, tax) == (Decimal("22.25"), Decimal("4.23"))
+    assert PlanRate.Mode.VOLUME == "volume"
+
+
+def test_the_reference_itself_on_a_device_that_left_and_rejoined() -> None:
+    device = RefDevice(
+        serial="P0",
+        # 1-7 and 15-28 February: 21 of 28 days, so 75 of the 100 pages are included.
+        windows=[(date(2026, 2, 1), date(2026, 2, 8)), (date(2026, 2, 15), None)],
+        readings={
+            "impressions.mono": [
+                RefReading(_moment(-60), 1000, False),  # carry-in
+                RefReading(_moment(6 * 1440), 1300, False),
+                RefReading(_moment(13 * 1440), 1400, False),  # between the windows
+                RefReading(_moment(26 * 1440), 2000, False),
+            ],
+            "impressions.color": [],
+        },
+        swap=None,
+    )
+    lines, subtotal, tax = reference(hand_checked_plan([device]))
+    # Window 1: 1000 -> 1300, 75 included, 225 at 0.01. Window 2: from the last reading before
+    # it (1400) to 2000, all 600 billable at 0.01 (225 + 600 stays in the first tier).
+    assert [(line[0], line[3], line[4], line[5], line[7]) for line in lines] == [
+        ("fee", date(2026, 2, 1), 0, 0, Decimal("5.00")),
+        ("usage", date(2026, 2, 1), 300, 75, Decimal("2.25")),
+        ("fee", date(2026, 2, 15), 0, 0, Decimal("10.00")),
+        ("usage", date(2026, 2, 15), 600, 0, Decimal("6.00")),
+    ]
+    assert (subtotal, tax) == (Decimal("23.25"), Decimal("4.42"))
+
+
+def hand_checked_plan(devices: list[RefDevice]) -> Scenario:
+    return Scenario(
+        devices=devices,
         rates=[
             RefRate(
                 "impressions.mono",
@@ -454,10 +623,3 @@ def test_the_reference_itself_on_a_hand_checked_fleet() -> None:
         tax=Decimal(19),
         estimate=True,
     )
-    lines, subtotal, tax = reference(scenario)
-    # 1000 -> 1500 (+500), reset to 20, -> 1020 (+1000): 1500 pages; 100 included;
-    # 1000 at 0.01 + 400 at 0.005 = 12.00; fee 20 * 14/28 = 10.00.
-    assert [line[6] for line in lines] == [Decimal("10.00"), Decimal("12.00")]
-    assert lines[1][7] == ["reset"]
-    assert (subtotal, tax) == (Decimal("22.00"), Decimal("4.18"))
-    assert PlanRate.Mode.VOLUME == "volume"
