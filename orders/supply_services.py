@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -697,7 +697,10 @@ def supplies_evaluate_request(*, reseller_id: int, customer_id: int) -> None:
         ),
         returning="enqueued_at",
     )
-    if rows and rows[0][0] == w.key(moment):
+    enqueued_at = rows[0][0] if rows else None
+    if isinstance(enqueued_at, datetime) and enqueued_at.tzinfo is None:  # SQLite's RETURNING
+        enqueued_at = enqueued_at.replace(tzinfo=UTC)
+    if enqueued_at == moment:  # this ask set it: no task was on its way
         transaction.on_commit(lambda: _customer_enqueue(customer_id))
 
 
