@@ -497,7 +497,9 @@ def batch_followup(*, batch_pk: int) -> bool:
         )
         if claimed != 1:
             return False
-        batch = TelemetryBatch.unscoped.only("customer_id", "received_at").get(pk=batch_pk)
+        batch = TelemetryBatch.unscoped.only("reseller_id", "customer_id", "received_at").get(
+            pk=batch_pk
+        )
         alert_ids = list(
             Alert.unscoped.filter(
                 device__customer_id=batch.customer_id,
@@ -506,10 +508,11 @@ def batch_followup(*, batch_pk: int) -> bool:
             ).values_list("pk", flat=True)[:1000]
         )
         alerts_notify(alert_ids=alert_ids)
-        # Forecasts, low-supply alerts and reorders (orders app); its sweep covers a lost task.
-        from orders.supply_services import supplies_evaluate_enqueue
+        # Forecasts, low-supply alerts and reorders (orders app): an ask per customer, which
+        # batches arriving together share; its sweep covers a lost ask or task.
+        from orders.supply_services import supplies_evaluate_request
 
-        supplies_evaluate_enqueue(customer_id=batch.customer_id)
+        supplies_evaluate_request(reseller_id=batch.reseller_id, customer_id=batch.customer_id)
     return True
 
 

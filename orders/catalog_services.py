@@ -187,24 +187,39 @@ def policy_effective(
 ) -> EffectivePolicy:
     """The device's override, else the customer's policy, else the defaults; approval is
     always the customer's setting."""
+    ids = [device_id] if device_id is not None else []
+    return policies_effective(ctx=ctx, customer_id=customer_id, device_ids=ids).get(
+        device_id, DEFAULT_POLICY
+    )
+
+
+def policies_effective(
+    *, ctx: TenantContext, customer_id: int, device_ids: list[int]
+) -> dict[int | None, EffectivePolicy]:
+    """`policy_effective` of each device in one query, and of the customer under None."""
     rows = {
         p.device_id: p
         for p in ReorderPolicy.objects.for_tenant(ctx).filter(
-            Q(device__isnull=True) | Q(device_id=device_id), customer_id=customer_id
+            Q(device__isnull=True) | Q(device_id__in=device_ids), customer_id=customer_id
         )
     }
     customer_row = rows.get(None)
-    row = rows.get(device_id) if device_id is not None else None
-    row = row or customer_row
-    if row is None:
-        return DEFAULT_POLICY
-    return EffectivePolicy(
-        threshold_percent=row.threshold_percent,
-        lead_time_days=row.lead_time_days,
-        mode=row.mode,
-        requires_approval=customer_row.requires_approval if customer_row else False,
-        policy_id=row.pk,
-    )
+
+    def effective(row: ReorderPolicy | None) -> EffectivePolicy:
+        if row is None:
+            return DEFAULT_POLICY
+        return EffectivePolicy(
+            threshold_percent=row.threshold_percent,
+            lead_time_days=row.lead_time_days,
+            mode=row.mode,
+            requires_approval=customer_row.requires_approval if customer_row else False,
+            policy_id=row.pk,
+        )
+
+    policies: dict[int | None, EffectivePolicy] = {None: effective(customer_row)}
+    for device_id in device_ids:
+        policies[device_id] = effective(rows.get(device_id) or customer_row)
+    return policies
 
 
 def policy_set(

@@ -170,11 +170,88 @@ class SupplyForecast(TenantModel):
     pages_at_install = models.DecimalField(max_digits=20, decimal_places=4, null=True)
     evaluated_observed_at = models.DateTimeField()
     computed_at = models.DateTimeField(default=now)
+    # The line of the last fit: where it reaches zero, and the newest day point it was fitted
+    # to (its time and level). An evaluation fits again only when the daily series moved
+    # (forecast.refit_due); in between, days_to_empty is counted down from empties_at.
+    empties_at = models.DateTimeField(null=True)
+    fitted_at = models.DateTimeField(null=True)
+    fitted_percent = models.FloatField(null=True)
+    # The newest point of the daily series (SupplyLevelDay), which the next readings extend.
+    day_percent = models.FloatField(null=True)
+    day_at = models.DateTimeField(null=True)
+    day_steps = models.PositiveSmallIntegerField(null=True)
+    # The newest reading folded into the series and the detector: the next evaluation reads
+    # only the readings after it.
+    folded_until = models.DateTimeField(null=True)
+    # Replacement detection's running state (forecast.Detector): {"levels": [...], "serial": ""}.
+    # None until the evaluation has folded the supply's history once (a forecast made before
+    # the evaluation was incremental): it then reads the history once more.
+    detector = models.JSONField(null=True)
 
     class Meta:
         indexes = [
             # The supplies overview sorts by days to empty within a reseller.
             models.Index(fields=["reseller", "days_to_empty"], name="orders_forecast_days"),
+        ]
+
+
+class SupplyLevelDay(TenantModel):
+    """The daily series of a supply that forecasts are fitted to: per (UTC) day, the last
+    level of the day, when the printer first reported it, and the coarse grids that all the
+    day's levels lie on (bits of forecast.COARSE_STEPS). The evaluation extends it from the
+    readings that arrived since its last run, so a fit reads a few hundred small rows, never the
+    raw history.
+
+    The key leads with the supply and holds the day, so the table can be partitioned by day
+    like the readings tables, and a tenant's rows stay together when sharded by reseller."""
+
+    pk = models.CompositePrimaryKey("supply", "day")
+    # Read by supply (the key) only: no index on reseller, as on the readings tables.
+    reseller = models.ForeignKey(
+        "accounts.Reseller", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    tenant_customer_field: ClassVar[str | None] = "supply__device__customer"
+
+    # No database constraint, as on the readings: the evaluation writes a supply's days in the
+    # transaction that reads the supply; deletes cascade through Django.
+    supply = models.ForeignKey(
+        "devices.Supply",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    day = models.DateField()
+    percent = models.FloatField()
+    at = models.DateTimeField()
+    steps = models.PositiveSmallIntegerField()
+
+
+class SupplyEvaluationClaim(TenantModel):
+    """One row per customer: whether its supplies are due an evaluation, whether a task is on
+    its way for it, and the lease of the evaluation running now. Every batch of the customer
+    asks for an evaluation here; only the first ask after a run sends a task, and only one run
+    holds the claim at a time, so concurrent batches and the beat's sweep coalesce into one
+    evaluation instead of repeating it (orders/supply_services.py, "Claims")."""
+
+    customer = models.OneToOneField(
+        "accounts.Customer", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    # The first ask since the last claim; None when nothing is asked.
+    requested_at = models.DateTimeField(null=True)
+    # When the task for that ask was sent; None when no task is on its way.
+    enqueued_at = models.DateTimeField(null=True)
+    # The end of the running evaluation's lease; a dead worker's lease runs out.
+    claimed_until = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [
+            # supplies_evaluate_sweep finds asks whose task was lost.
+            models.Index(
+                fields=["requested_at"],
+                condition=Q(requested_at__isnull=False),
+                name="orders_claim_requested",
+            ),
         ]
 
 

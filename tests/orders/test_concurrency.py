@@ -8,6 +8,7 @@ import functools
 import threading
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.core import mail
@@ -15,7 +16,7 @@ from django.db import connection
 
 from orders import email_services, services, supply_services
 from orders.models import EmailLog, Order, OrderLine, SupplyAlert
-from orders.tasks import supply_alert_notify_task
+from orders.tasks import supplies_evaluate_pending_task, supply_alert_notify_task
 from portal import rls
 from portal.errors import ConflictError
 from portal.tenancy import Role, TenantContext
@@ -122,3 +123,42 @@ def test_two_workers_claiming_one_email_one_wins_and_it_is_sent_once(tenant):
     sends = race(*(lambda: email_services.emails_send(email_ids=[email.pk]),) * 4)
     assert sorted(sends) == [0, 0, 0, 1]
     assert [m.to for m in mail.outbox] == [["bob@customer.test"]]
+
+
+def test_batches_and_the_sweep_racing_for_one_customer_evaluate_each_supply_once(
+    tenant, supply, product, report
+):
+    from orders.models import SupplyForecast
+    from tests.factories import DeviceFactory, SupplyFactory
+
+    for _ in range(3):  # more of the customer's supplies, all with new readings
+        other = SupplyFactory(device=DeviceFactory(site=tenant.site), supply_key="toner-black")
+        other.observed_at = supply.observed_at
+        other.save(update_fields=["observed_at"])
+    report(*daily(80, 2, 3))
+    customer = tenant.customer.pk
+
+    def batch_asks() -> int:
+        with rls.tenant(tenant.reseller.pk):  # as the batch follow-up's transaction
+            supply_services.supplies_evaluate_request(
+                reseller_id=tenant.reseller.pk, customer_id=customer
+            )
+        return 0
+
+    def task_runs() -> int:
+        return supply_services.supplies_evaluate_pending(customer_id=customer)
+
+    def sweep_runs() -> int:
+        return supply_services.supplies_evaluate_sweep()
+
+    # The tasks the asks send wait in the queue: the threads below are their runs.
+    with mock.patch.object(supplies_evaluate_pending_task, "apply_async"):
+        batch_asks()
+        results = race(task_runs, task_runs, task_runs, sweep_runs, batch_asks, batch_asks)
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sorted(results[:4]) == [0, 0, 0, 4]  # one run did the work, the others none of it
+    assert SupplyForecast.unscoped.count() == 4
+    assert supply_services.supplies_pending(customer_id=customer) == []
+    # Whatever the asks left is a run with nothing to evaluate.
+    assert supply_services.supplies_evaluate_pending(customer_id=customer) == 0
