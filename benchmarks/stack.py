@@ -25,11 +25,14 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -176,6 +179,65 @@ class Process:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=5)
         self.popen = None
+
+
+# --- TLS ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A self-signed certificate for 127.0.0.1 and localhost: gunicorn serves HTTPS with it and
+    clients trust exactly it, so production settings (secure cookies, the HTTPS redirect, HSTS)
+    stay on without a proxy that pretends."""
+
+    cert: Path
+    key: Path
+
+    @classmethod
+    def create(cls, directory: Path) -> Certificate:
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        directory.mkdir(parents=True, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+        moment = datetime.now(UTC)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(moment - timedelta(minutes=5))
+            .not_valid_after(moment + timedelta(days=2))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        paths = cls(cert=directory / "cert.pem", key=directory / "key.pem")
+        paths.cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        paths.key.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        paths.key.chmod(0o600)
+        return paths
+
+    def context(self) -> ssl.SSLContext:
+        """A client context that trusts this certificate only."""
+        return ssl.create_default_context(cafile=str(self.cert))
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
@@ -416,9 +478,11 @@ class Web:
         port: int | None = None,
         log: Path | None = None,
         log_level: str = "warning",
+        tls: Certificate | None = None,
     ) -> None:
         self.port = port or free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         command = [
             str(VENV_BIN / "gunicorn"),
             "portal.wsgi",
@@ -432,6 +496,7 @@ class Web:
             # A worker stuck on a dead database is replaced instead of holding a sender forever.
             "--timeout",
             "60",
+            *(["--certfile", str(tls.cert), "--keyfile", str(tls.key)] if tls else []),
         ]
         self.process = Process("gunicorn", command, env=env, log=log)
 
@@ -448,7 +513,13 @@ class Web:
     def _answers(self) -> bool:
         self.process.check()
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            conn = (
+                http.client.HTTPSConnection(
+                    "127.0.0.1", self.port, timeout=5, context=self.tls.context()
+                )
+                if self.tls
+                else http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            )
             conn.request("GET", "/healthz")
             ok = conn.getresponse().status == 200
             conn.close()
@@ -588,6 +659,138 @@ class Beat:
         return [self.process.pid] if self.process.running() else []
 
 
+# --- Printers and the collector -------------------------------------------------------------
+
+
+class Snmpsim:
+    """snmpsim-command-responder serving one recording per loopback endpoint (an SNMP engine of
+    its own each), all under one community. Each recording is copied into the working
+    directory, so a test may change a value there: snmpsim re-reads a file whose mtime moved.
+
+        Snmpsim(dir, venv, community="acc", printers={"127.0.2.1": recording_path}, port=p)
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        venv: Path,
+        community: str,
+        printers: Mapping[str, Path],
+        port: int,
+        env: dict[str, str],
+        log_dir: Path,
+    ) -> None:
+        for address in printers:
+            if not address.startswith("127."):
+                raise ValueError(f"{address}: the simulator only listens on loopback here")
+        self.directory = directory
+        self.community = community
+        self.port = port
+        self.addresses = list(printers)
+        self.files: dict[str, Path] = {}
+        cache = directory / "cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        command = [str(venv / "bin" / "snmpsim-command-responder"), f"--cache-dir={cache}"]
+        for number, (address, recording) in enumerate(printers.items()):
+            data = directory / f"engine-{number}"
+            data.mkdir(exist_ok=True)
+            self.files[address] = data / f"{community}.snmprec"
+            shutil.copyfile(recording, self.files[address])
+            command += [
+                "--v3-engine-id=auto",
+                f"--data-dir={data}",
+                f"--agent-udpv4-endpoint={address}:{port}",
+            ]
+        if os.geteuid() == 0:
+            # snmpsim drops to `nobody`, who must read the data and write the index cache.
+            for path in [directory, *directory.rglob("*")]:
+                shutil.chown(path, "nobody", "nogroup")
+            for path in [directory, *directory.parents]:
+                if path == Path("/"):
+                    break
+                path.chmod(path.stat().st_mode | 0o005)
+            command += ["--process-user=nobody", "--process-group=nogroup"]
+        self.log = log_dir / "snmpsim.log"
+        self.process = Process("snmpsim", command, env=env, log=self.log)
+
+    def start(self) -> None:
+        self.process.start()
+
+        def listening() -> bool:
+            self.process.check()
+            text = self.log.read_text(errors="replace") if self.log.exists() else ""
+            return text.count("Listening at UDP/IPv4 endpoint") >= len(self.addresses)
+
+        wait_until(listening, timeout=START_TIMEOUT_S * 3, what="snmpsim start")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def set_value(self, address: str, oid: str, value: str) -> None:
+        """Serve `value` for `oid` (an existing line of the recording) from now on."""
+        path = self.files[address]
+        lines = path.read_text(encoding="latin-1").splitlines()
+        prefix = oid + "|"
+        hits = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+        if len(hits) != 1:
+            raise StackError(f"{oid} is not one line of {path.name}")
+        tag = lines[hits[0]].split("|")[1]
+        lines[hits[0]] = f"{oid}|{tag}|{value}"
+        path.write_text("\n".join(lines) + "\n", encoding="latin-1")
+        # snmpsim rebuilds its index when the file is newer than the index it built.
+        later = time.time() + 2
+        os.utime(path, (later, later))
+
+
+class Collector:
+    """The real `inkmeter-collector` CLI in a subprocess: `run` until stopped (SIGTERM stops it
+    cleanly), with its TOML config and outbox in `directory`."""
+
+    def __init__(self, directory: Path, *, config: str, env: dict[str, str], log: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.config = directory / "collector.toml"
+        self.config.write_text(config, encoding="utf-8")
+        self.outbox = directory / "outbox.sqlite3"
+        self.log = log
+        self.env = env
+        self.process: Process | None = None
+
+    def command(self, *args: str) -> list[str]:
+        return [
+            str(VENV_BIN / "inkmeter-collector"),
+            "--config",
+            str(self.config),
+            "--outbox",
+            str(self.outbox),
+            *args,
+        ]
+
+    def start(self) -> None:
+        self.process = Process("collector", self.command("run"), env=self.env, log=self.log)
+        self.process.start()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def check(self) -> None:
+        if self.process is not None:
+            self.process.check()
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*args),
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
 # --- The stack ------------------------------------------------------------------------------
 
 
@@ -618,6 +821,7 @@ class Stack:
         extra_env: dict[str, str] | None = None,
         beat: bool = False,
         keep_workdir: bool = False,
+        tls: bool = False,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.timings: dict[str, float] = {}
@@ -630,6 +834,12 @@ class Stack:
         plain = base_env()
         self.redis = Redis(self.workdir / "redis", env=plain, log_dir=self.logs)
         self.smtp = Smtp(self.workdir / "mail", env=plain, log_dir=self.logs)
+        # With TLS, gunicorn speaks HTTPS itself and the production defaults stay: the HTTPS
+        # redirect, HSTS and secure cookies. Without, plain HTTP needs them off.
+        self.certificate = Certificate.create(self.workdir / "tls") if tls else None
+        web_port = free_port()
+        scheme = "https" if tls else "http"
+        plain_http = {} if tls else {"SECURE_SSL_REDIRECT": "False", "SECURE_HSTS_SECONDS": "0"}
         self.env: dict[str, str] = plain | {
             "DATABASE_URL": self.postgres.url,
             "REDIS_URL": self.redis.url,
@@ -637,9 +847,8 @@ class Stack:
             "DEBUG": "False",
             "SECRET_KEY": "stack-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "SITE_URL": "http://127.0.0.1",
-            "SECURE_SSL_REDIRECT": "False",
-            "SECURE_HSTS_SECONDS": "0",
+            "SITE_URL": f"{scheme}://127.0.0.1:{web_port}",
+            **plain_http,
             "INKMETER_VAR_DIR": str(self.workdir / "var"),
             "DJANGO_SETTINGS_MODULE": "portal.settings",
             "LOG_LEVEL": "WARNING",
@@ -647,7 +856,12 @@ class Stack:
             **(extra_env or {}),
         }
         self.web = Web(
-            env=self.env, workers=web_workers, threads=web_threads, log=self.logs / "gunicorn.log"
+            env=self.env,
+            workers=web_workers,
+            threads=web_threads,
+            port=web_port,
+            log=self.logs / "gunicorn.log",
+            tls=self.certificate,
         )
         self.worker = Worker(
             env=self.env,
