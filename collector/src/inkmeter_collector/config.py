@@ -236,7 +236,11 @@ def apply_portal(
                 good.append(parse_range(str(entry)).text)
             except RangeError as error:
                 on_warning(f"portal configuration: range skipped: {error.message}")
-        changes["ranges"] = tuple(good)
+        # An empty list means "the host's own subnet"; a list of only bad ranges does not.
+        if good or not answer["ranges"]:
+            changes["ranges"] = tuple(good)
+        else:
+            on_warning("portal configuration: no range applies; keeping the local ranges")
     if isinstance(answer.get("communities"), list) and answer["communities"]:
         changes["communities"] = tuple(str(c) for c in answer["communities"])
     poll = answer.get("poll_interval_minutes")
