@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from devices import selectors, services
 from devices.models import Credential
+from devices.openapi import REORDER_THRESHOLD_HELP, REORDER_THRESHOLDS_HELP
 from portal.api import IdField, Pagination, request_ctx
 from portal.errors import DomainError
 from portal.openapi import error_response
@@ -89,6 +90,13 @@ class CollectorConfigOut(serializers.Serializer):
     communities = serializers.ListField(child=serializers.CharField())
     poll_interval_minutes = serializers.IntegerField()
     upload_interval_minutes = serializers.IntegerField()
+    reorder_threshold_percent = serializers.IntegerField(
+        min_value=0, max_value=100, help_text=REORDER_THRESHOLD_HELP
+    )
+    reorder_thresholds = serializers.DictField(
+        child=serializers.IntegerField(min_value=0, max_value=100),
+        help_text=REORDER_THRESHOLDS_HELP,
+    )
 
 
 def _created(credential: Credential, secret: str) -> dict[str, Any]:

@@ -21,6 +21,16 @@ RANGES_DESCRIPTION = (
     " collector refuses; a collector skips one it cannot apply, with a warning, and applies the"
     " rest."
 )
+REORDER_THRESHOLD_HELP = (
+    "The customer's reorder threshold in percent (its reorder policy, else the default 15). A"
+    " collector uploads at once when a supply's level / max_capacity x 100 falls to or below"
+    " it, or a printer raises a new critical alert. Added in a compatible change: older"
+    " collectors ignore it; a collector without it uploads at once for critical alerts only."
+)
+REORDER_THRESHOLDS_HELP = (
+    "Device serial -> threshold percent, for devices at this collector's site whose reorder"
+    " policy overrides the customer's (added with reorder_threshold_percent)."
+)
 _SECURITY_HEADERS = [
     ("X-Inkmeter-Key", "The credential's key id."),
     ("X-Inkmeter-Timestamp", "RFC 3339 UTC time of signing; at most 300 s off."),
@@ -191,6 +201,8 @@ def telemetry_paths(
                                     "communities",
                                     "poll_interval_minutes",
                                     "upload_interval_minutes",
+                                    "reorder_threshold_percent",
+                                    "reorder_thresholds",
                                 ],
                                 "properties": {
                                     "config_version": {"type": "integer"},
@@ -202,6 +214,21 @@ def telemetry_paths(
                                     "communities": {"type": "array", "items": {"type": "string"}},
                                     "poll_interval_minutes": {"type": "integer", "minimum": 15},
                                     "upload_interval_minutes": {"type": "integer"},
+                                    "reorder_threshold_percent": {
+                                        "type": "integer",
+                                        "minimum": 0,
+                                        "maximum": 100,
+                                        "description": REORDER_THRESHOLD_HELP,
+                                    },
+                                    "reorder_thresholds": {
+                                        "type": "object",
+                                        "additionalProperties": {
+                                            "type": "integer",
+                                            "minimum": 0,
+                                            "maximum": 100,
+                                        },
+                                        "description": REORDER_THRESHOLDS_HELP,
+                                    },
                                 },
                             }
                         }

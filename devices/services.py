@@ -293,8 +293,29 @@ def collector_communities(credential: Credential) -> list[str]:
     return communities
 
 
+def _collector_thresholds(credential: Credential) -> tuple[int, dict[str, int]]:
+    """The customer's reorder threshold and the overrides of devices at this collector's site:
+    the collector uploads at once when a supply crosses its device's threshold."""
+    from orders.models import ReorderPolicy
+
+    ctx = TenantContext.system(reseller=credential.reseller)
+    default = ReorderPolicy.DEFAULT_THRESHOLD
+    overrides: dict[str, int] = {}
+    rows = ReorderPolicy.objects.for_tenant(ctx).filter(
+        Q(device__isnull=True) | Q(device__site_id=credential.site_id),
+        customer_id=credential.customer_id,
+    )
+    for serial, threshold in rows.values_list("device__serial", "threshold_percent"):
+        if serial is None:
+            default = threshold
+        else:
+            overrides[serial] = threshold
+    return default, dict(sorted(overrides.items()))
+
+
 def collector_config(credential: Credential) -> dict[str, Any]:
     """The answer of GET /api/v1/collector/config (the collector codes against exactly this)."""
+    threshold, thresholds = _collector_thresholds(credential)
     return {
         "config_version": credential.config_version,
         # Rows stored before the range rule (0.0.0.0/0, ...) are left out: the collector would
@@ -303,6 +324,8 @@ def collector_config(credential: Credential) -> dict[str, Any]:
         "communities": collector_communities(credential),
         "poll_interval_minutes": max(MIN_POLL_MINUTES, credential.poll_interval_minutes),
         "upload_interval_minutes": credential.upload_interval_minutes,
+        "reorder_threshold_percent": threshold,
+        "reorder_thresholds": thresholds,
     }
 
 

@@ -91,6 +91,17 @@ def test_portal_bad_range_is_skipped_with_a_warning_and_the_rest_applies(
     ]
 
 
+def test_portal_ranges_all_bad_keep_the_local_ones_not_the_own_subnet() -> None:
+    local = config.Config(ranges=("127.0.1.0/29",))
+    warnings: list[str] = []
+    applied = config.apply_portal(
+        local, dict(PORTAL_ANSWER, ranges=["::/0"]), on_warning=warnings.append
+    )
+    assert (applied.ranges, applied.poll_interval_minutes) == (("127.0.1.0/29",), 30)
+    assert warnings[-1] == "portal configuration: no range applies; keeping the local ranges"
+    assert config.apply_portal(local, dict(PORTAL_ANSWER, ranges=[])).ranges == ()
+
+
 def test_refresh_applies_the_portal_range_and_records_the_warning(
     tmp_path: Path, portal: StubPortal
 ) -> None:

@@ -189,3 +189,55 @@ def test_the_collector_applies_what_the_portal_serves(
     assert applied.ranges == ("192.0.2.10-192.0.2.50", "192.0.2.0/28", "192.0.2.99")
     assert (applied.config_version, applied.poll_interval_minutes) == (2, 30)
     assert (applied.communities, applied.upload_interval_minutes) == (("public",), 15)
+    assert applied.reorder_threshold("any") == 15
+
+
+def test_config_carries_the_default_reorder_threshold(client: Any, collector: Signed) -> None:
+    answer = _get_config(client, collector).json()
+    assert (answer["reorder_threshold_percent"], answer["reorder_thresholds"]) == (15, {})
+
+
+def test_config_carries_the_customer_policy_and_this_sites_device_overrides(
+    client: Any, collector: Signed, tenant: Any, foreign_tenant: Any
+) -> None:
+    from orders.catalog_services import policy_set
+    from tests.factories import DeviceFactory, SiteFactory
+
+    here = DeviceFactory(site=tenant.site, serial="HERE-1")
+    DeviceFactory(site=tenant.site, serial="HERE-2")  # no override: the customer's threshold
+    elsewhere = DeviceFactory(site=SiteFactory(customer=tenant.customer), serial="ELSEWHERE")
+    foreign = DeviceFactory(site=foreign_tenant.site, serial="FOREIGN")
+    ctx = tenant.ctx()
+    policy = {"lead_time_days": 7, "mode": "alert"}
+    policy_set(ctx=ctx, customer_id=tenant.customer.pk, threshold_percent=25, **policy)
+    policy_set(
+        ctx=ctx, customer_id=tenant.customer.pk, device_id=here.pk, threshold_percent=5, **policy
+    )
+    policy_set(
+        ctx=ctx,
+        customer_id=tenant.customer.pk,
+        device_id=elsewhere.pk,
+        threshold_percent=40,
+        **policy,
+    )
+    policy_set(
+        ctx=foreign_tenant.ctx(),
+        customer_id=foreign_tenant.customer.pk,
+        device_id=foreign.pk,
+        threshold_percent=50,
+        **policy,
+    )
+    answer = _get_config(client, collector).json()
+    assert (answer["reorder_threshold_percent"], answer["reorder_thresholds"]) == (
+        25,
+        {"HERE-1": 5},
+    )
+
+
+def test_config_answer_costs_one_query_for_the_thresholds(
+    collector: Signed, django_assert_num_queries: Any
+) -> None:
+    credential = Credential.unscoped.select_related("reseller").get(pk=collector.credential.pk)
+    with django_assert_num_queries(1):
+        answer = services.collector_config(credential)
+    assert answer["reorder_threshold_percent"] == 15

@@ -16,8 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from inkmeter_collector import AGENT, config, discovery, printer, upload
-from inkmeter_collector.outbox import Outbox
+from inkmeter_collector import AGENT, config, discovery, printer, upload, urgent
+from inkmeter_collector.outbox import Outbox, utcnow
 from inkmeter_collector.poll import PollResult, poll
 from inkmeter_collector.ranges import RangeError, parse_range
 from inkmeter_collector.snmp import (
@@ -311,8 +311,24 @@ async def cmd_add(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) 
     return 0
 
 
-async def poll_all(cfg: config.Config, outbox: Outbox, client: SnmpClient) -> int:
-    """Poll every known printer once and queue the snapshots; returns how many were queued."""
+def _examine(cfg: config.Config, outbox: Outbox, snapshot: dict[str, Any]) -> list[str]:
+    """Why this snapshot must be uploaded at once (urgent.examine), remembering what it saw so
+    that a supply that stays low or an alert that stays raised does not upload on every poll."""
+    serial = str(snapshot["device"]["serial"])
+    key = f"seen:{serial}"
+    stored = outbox.get_setting(key)
+    previous = urgent.Seen.from_json(json.loads(stored)) if stored else urgent.Seen()
+    reasons, seen = urgent.examine(snapshot, cfg.reorder_threshold(serial), previous)
+    if seen != previous:
+        outbox.set_setting(key, json.dumps(seen.to_json()))
+    return [f"{serial}: {reason}" for reason in reasons]
+
+
+async def poll_all(
+    cfg: config.Config, outbox: Outbox, client: SnmpClient, reasons: list[str] | None = None
+) -> int:
+    """Poll every known printer once and queue the snapshots; returns how many were queued.
+    With `reasons`, appends why any of them must be uploaded at once."""
     slots = asyncio.Semaphore(cfg.concurrency)
     queued = 0
     configured = {(entry.address, entry.port): entry for entry in cfg.printers}
@@ -344,8 +360,11 @@ async def poll_all(cfg: config.Config, outbox: Outbox, client: SnmpClient) -> in
                     log.info("%s: %s", address, error)
                     continue
                 if _remember(outbox, discovery.Found(target, result)):
-                    outbox.put([result.snapshot()])
+                    snapshot = result.snapshot()
+                    outbox.put([snapshot])
                     queued += 1
+                    if reasons is not None:
+                        reasons.extend(_examine(cfg, outbox, snapshot))
                 return
             log.warning("%s:%s did not answer this poll", address, port)
 
@@ -390,6 +409,7 @@ async def cmd_run(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) 
     client = _client(cfg)
     stop = _stop_event()
     next_config = next_discovery = next_poll = next_upload = time.monotonic()
+    is_urgent = False  # an urgent batch is still waiting for its acknowledgement
     try:
         while not stop.is_set():
             now = time.monotonic()
@@ -417,15 +437,28 @@ async def cmd_run(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) 
                     log.info("discovery found %d printers", len(found))
                 next_discovery = now + cfg.discovery_interval_hours * 3600
             if now >= next_poll and not stop.is_set():
-                queued = await poll_all(cfg, outbox, client)
+                reasons: list[str] = []
+                queued = await poll_all(cfg, outbox, client, reasons)
                 log.info("polled %d printers", queued)
                 next_poll = now + cfg.poll_interval_minutes * 60
+                if reasons and portal is not None:
+                    log.info("uploading at once: %s", "; ".join(reasons))
+                    next_upload = now
+                    is_urgent = True
             if portal is not None and now >= next_upload and not stop.is_set():
                 report = await asyncio.to_thread(
                     upload.flush, outbox, portal, max_snapshots=cfg.batch_max_snapshots
                 )
                 log.info("upload: %s", report)
                 next_upload = now + cfg.upload_interval_minutes * 60
+                if report.stopped is None:
+                    is_urgent = False
+                else:
+                    retry_at = outbox.next_attempt_at()
+                    if is_urgent and retry_at is not None:
+                        # An urgent batch retries on its own backoff, not the upload interval.
+                        wait_s = (retry_at - utcnow()).total_seconds()
+                        next_upload = min(next_upload, now + max(1.0, wait_s))
             if args.once:
                 break
             wake = min(next_config, next_discovery, next_poll, next_upload)

@@ -68,6 +68,16 @@ class Config:
     outbox_max_mb: float = 200.0
     batch_max_snapshots: int = 200
     config_version: int | None = None
+    # From the portal (its reorder policies): a supply crossing its threshold uploads at once.
+    reorder_threshold_percent: float | None = None
+    reorder_thresholds: tuple[tuple[str, float], ...] = ()  # (device serial, percent)
+
+    def reorder_threshold(self, serial: str | None) -> float | None:
+        """The threshold of this printer: its own override, else the customer's."""
+        for candidate, percent in self.reorder_thresholds:
+            if candidate == serial:
+                return percent
+        return self.reorder_threshold_percent
 
     def credentials(self) -> list[Credentials]:
         """Every SNMP identity to try, v3 users first (they are the most specific)."""
@@ -226,7 +236,11 @@ def apply_portal(
                 good.append(parse_range(str(entry)).text)
             except RangeError as error:
                 on_warning(f"portal configuration: range skipped: {error.message}")
-        changes["ranges"] = tuple(good)
+        # An empty list means "the host's own subnet"; a list of only bad ranges does not.
+        if good or not answer["ranges"]:
+            changes["ranges"] = tuple(good)
+        else:
+            on_warning("portal configuration: no range applies; keeping the local ranges")
     if isinstance(answer.get("communities"), list) and answer["communities"]:
         changes["communities"] = tuple(str(c) for c in answer["communities"])
     poll = answer.get("poll_interval_minutes")
@@ -235,4 +249,32 @@ def apply_portal(
     upload = answer.get("upload_interval_minutes")
     if isinstance(upload, int | float) and not isinstance(upload, bool) and upload > 0:
         changes["upload_interval_minutes"] = float(upload)
+    if "reorder_threshold_percent" in answer:
+        threshold = _percent(answer["reorder_threshold_percent"])
+        if threshold is None:
+            on_warning(
+                "portal configuration: reorder_threshold_percent skipped: "
+                f"{answer['reorder_threshold_percent']!r} is not a percentage"
+            )
+        else:
+            changes["reorder_threshold_percent"] = threshold
+    overrides = answer.get("reorder_thresholds")
+    if isinstance(overrides, dict):
+        known: list[tuple[str, float]] = []
+        for serial, value in overrides.items():
+            percent = _percent(value)
+            if percent is None:
+                on_warning(
+                    f"portal configuration: reorder threshold of {serial} skipped: {value!r}"
+                    " is not a percentage"
+                )
+            else:
+                known.append((str(serial), percent))
+        changes["reorder_thresholds"] = tuple(known)
     return dataclasses.replace(config, **changes)
+
+
+def _percent(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 <= value <= 100 else None
