@@ -85,6 +85,34 @@ def audit_record(
     )
 
 
+def admin_access_record(
+    *,
+    user: User,
+    action: str,
+    model: type[Model],
+    reseller_ids: set[int],
+    detail: dict[str, Any],
+    path: str,
+    ip: str | None,
+) -> list[AuditEvent]:
+    """One audit row in each reseller whose rows an operator's admin page showed or changed."""
+    return AuditEvent.unscoped.bulk_create(
+        AuditEvent(
+            reseller_id=reseller_id,
+            actor=user,
+            actor_email=user.email,
+            actor_role=Role.OPERATOR,
+            action=action,
+            object_type=model._meta.model_name or "",
+            object_id=str(detail.get("object_id", "")),
+            detail={"model": model._meta.label_lower, **detail},
+            path=path[:512],
+            ip=ip,
+        )
+        for reseller_id in sorted(reseller_ids)
+    )
+
+
 # --- Resellers (platform operators) ---------------------------------------------------------
 
 
