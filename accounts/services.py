@@ -30,6 +30,7 @@ from accounts.models import (
 )
 from portal import rls
 from portal.errors import ConflictError, DomainError, NotFoundError, PermissionDeniedError
+from portal.mail import email_subject
 from portal.tenancy import (
     ADMIN_ROLES,
     CUSTOMER_ROLES,
@@ -366,7 +367,7 @@ def _invitation_send(*, invitation: Invitation, token: str) -> None:
         "ttl_days": settings.INVITATION_TTL_DAYS,
     }
     send_mail(
-        subject=f"[Inkmeter] You are invited to {invitation.reseller.name}",
+        subject=email_subject(f"[Inkmeter] You are invited to {invitation.reseller.name}"),
         message=render_to_string("accounts/email/invitation.txt", context),
         from_email=None,
         recipient_list=[invitation.email],
