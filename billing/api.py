@@ -30,6 +30,7 @@ from billing.models import (
     StatementLine,
     StatementPdf,
 )
+from billing.pricing import validate_period_day
 from portal.api import Pagination, request_ctx
 from portal.errors import DomainError
 from portal.tenancy import ADMIN_ROLES, CUSTOMER_ROLES, Role
@@ -189,7 +190,10 @@ class ContractOut(serializers.ModelSerializer):
 
 
 class ComputeIn(serializers.Serializer):
-    period_start = serializers.DateField(help_text="Any day of the period to compute.")
+    period_start = serializers.DateField(
+        help_text="Any day of the period to compute, in the years 2000 to 2100.",
+        validators=[validate_period_day],
+    )
 
 
 def _month(request: Request) -> date:

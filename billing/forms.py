@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 
 from billing.models import COUNTER_LABELS, Contract, CounterCorrection, PlanRate
-from billing.pricing import Tier
+from billing.pricing import MONEY, UNITS, Tier, tiers_valid, validate_period_day
 from billing.services import RateSpec, Terms
 from portal.money import CURRENCIES
 
@@ -17,8 +17,22 @@ COUNTERS = list(COUNTER_LABELS.items())
 DATE = forms.DateInput(attrs={"type": "date"})
 
 
+class NumberField(forms.DecimalField):
+    """A DecimalField that refuses NaN, sNaN and infinities as it parses.
+
+    Django's own checks finiteness only in validate(); has_changed() compares the parsed value
+    first, and comparing a signalling NaN raises InvalidOperation (a 500 from a formset)."""
+
+    def to_python(self, value: Any) -> Decimal | None:
+        number = super().to_python(value)
+        if number is not None and not number.is_finite():
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return number
+
+
 def parse_tiers(text: str) -> tuple[Tier, ...]:
-    """ "0: 0.012; 5000: 0.009" -> [0, 5000) at 0.012, [5000, ∞) at 0.009."""
+    """ "0: 0.012; 5000: 0.009" -> [0, 5000) at 0.012, [5000, ∞) at 0.009, in the order written
+    (billing.pricing.tiers_valid then refuses bounds that do not increase)."""
     starts: list[tuple[Decimal, Decimal]] = []
     for chunk in text.replace("\n", ";").split(";"):
         if not chunk.strip():
@@ -30,7 +44,6 @@ def parse_tiers(text: str) -> tuple[Tier, ...]:
             raise forms.ValidationError(
                 f"Write tiers as 'from: price; …' ({chunk.strip()!r})."
             ) from exc
-    starts.sort()
     return tuple(
         Tier(start, starts[i + 1][0] if i + 1 < len(starts) else None, price)
         for i, (start, price) in enumerate(starts)
@@ -43,11 +56,11 @@ def tiers_text(tiers: Any) -> str:
 
 class TermsForm(forms.Form):
     effective_from = forms.DateField(widget=DATE, help_text="The first period these terms price.")
-    monthly_fee_per_device = forms.DecimalField(min_value=0, decimal_places=2, initial=0)
-    minimum_monthly = forms.DecimalField(
-        min_value=0, decimal_places=2, initial=0, label="Minimum monthly commitment"
+    monthly_fee_per_device = NumberField(min_value=0, **MONEY._asdict(), initial=0)
+    minimum_monthly = NumberField(
+        min_value=0, **MONEY._asdict(), initial=0, label="Minimum monthly commitment"
     )
-    tax_rate = forms.DecimalField(
+    tax_rate = NumberField(
         min_value=0, max_value=100, decimal_places=2, initial=0, label="Tax rate (%)"
     )
 
@@ -66,7 +79,7 @@ class RateForm(forms.Form):
     color = forms.CharField(max_length=64, required=False, label="Colour")
     mode = forms.ChoiceField(choices=PlanRate.Mode.choices, initial=PlanRate.Mode.GRADUATED)
     scope = forms.ChoiceField(choices=PlanRate.Scope.choices, label="Allowance")
-    included_units = forms.DecimalField(min_value=0, decimal_places=4, initial=0, required=False)
+    included_units = NumberField(min_value=0, **UNITS._asdict(), initial=0, required=False)
     tiers = forms.CharField(
         required=False,
         help_text="from: unit price; … e.g. 0: 0.012; 5000: 0.009",
@@ -76,7 +89,16 @@ class RateForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("counter"):
-            data["parsed_tiers"] = parse_tiers(data.get("tiers") or "")
+            try:
+                tiers = parse_tiers(data.get("tiers") or "")
+            except forms.ValidationError as error:
+                self.add_error("tiers", error)
+                return data
+            problem = tiers_valid(tiers)
+            if problem:
+                self.add_error("tiers", problem)
+            else:
+                data["parsed_tiers"] = tiers
         return data
 
 
@@ -156,10 +178,10 @@ class CorrectionForm(forms.Form):
     effective_at = forms.DateTimeField(
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="When (UTC)"
     )
-    value = forms.DecimalField(
+    value = NumberField(
         min_value=0, decimal_places=4, help_text="The meter reading, or the new board's count."
     )
-    old_value = forms.DecimalField(
+    old_value = NumberField(
         min_value=0,
         decimal_places=4,
         required=False,
@@ -170,4 +192,6 @@ class CorrectionForm(forms.Form):
 
 
 class ComputeForm(forms.Form):
-    period_start = forms.DateField(widget=DATE, label="A day in the period")
+    period_start = forms.DateField(
+        widget=DATE, label="A day in the period", validators=[validate_period_day]
+    )

@@ -17,23 +17,28 @@ from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
 
+from billing.pricing import MONEY, PRICE, UNITS
 from portal.errors import ConflictError
 from portal.money import CURRENCIES
 from portal.tenancy import TenantModel
 
 
 def money_field(**kwargs: Any) -> Any:
-    return models.DecimalField(max_digits=14, decimal_places=2, **kwargs)
+    return models.DecimalField(
+        max_digits=MONEY.max_digits, decimal_places=MONEY.decimal_places, **kwargs
+    )
 
 
 def units_field(**kwargs: Any) -> Any:
-    # Counters are stored with four decimals (devices.CounterReading.value).
-    return models.DecimalField(max_digits=20, decimal_places=4, **kwargs)
+    return models.DecimalField(
+        max_digits=UNITS.max_digits, decimal_places=UNITS.decimal_places, **kwargs
+    )
 
 
 def price_field(**kwargs: Any) -> Any:
-    # Unit prices of an impression are fractions of a cent; amounts are rounded, prices not.
-    return models.DecimalField(max_digits=16, decimal_places=8, **kwargs)
+    return models.DecimalField(
+        max_digits=PRICE.max_digits, decimal_places=PRICE.decimal_places, **kwargs
+    )
 
 
 # The counters of the wire contract (devices/protocol/telemetry-v1.md), as documents name them.

@@ -14,6 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import NamedTuple
+
+from django.core.exceptions import ValidationError
+from django.core.validators import DecimalValidator
 
 from portal.money import round_money
 
@@ -22,6 +26,55 @@ ZERO = Decimal(0)
 LOOKBACK = timedelta(days=30)
 SECONDS_PER_DAY = Decimal(86400)
 UNIT_STEP = Decimal("0.0001")  # counters are stored with four decimals
+
+
+# --- Input limits -------------------------------------------------------------------------------
+
+
+class Digits(NamedTuple):
+    """The NUMERIC(max_digits, decimal_places) a value is stored in (billing/models.py)."""
+
+    max_digits: int
+    decimal_places: int
+
+
+MONEY = Digits(14, 2)
+UNITS = Digits(20, 4)  # counters are stored with four decimals (devices.CounterReading.value)
+PRICE = Digits(16, 8)  # unit prices are fractions of a cent; amounts are rounded, prices not
+
+# Periods are computed from the first day of a month to the first of the next; a day near
+# date.max overflows that, and no contract bills outside these years.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+
+
+def number_problem(value: object, digits: Digits) -> str | None:
+    """Why `value` is not an amount >= 0 that fits its column unrounded, or None.
+
+    The one check of every number a plan stores, for the forms and the services alike: NaN,
+    sNaN and infinities are refused before any comparison (comparing sNaN raises), and a value
+    past the column's digits is refused rather than overflowing the database."""
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return f"{value} is not a number."
+    try:
+        DecimalValidator(digits.max_digits, digits.decimal_places)(value)
+    except ValidationError as error:
+        return f"{value}: {' '.join(error.messages)}"
+    if value < 0:
+        return f"{value}: zero or more."
+    return None
+
+
+def period_day_problem(day: date) -> str | None:
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        return f"Choose a day between {FIRST_YEAR} and {LAST_YEAR}."
+    return None
+
+
+def validate_period_day(day: date) -> None:
+    """period_day_problem as a validator of form and serializer fields."""
+    problem = period_day_problem(day)
+    if problem:
+        raise ValidationError(problem, code="invalid_period")
 
 
 # --- Periods ------------------------------------------------------------------------------------
@@ -245,19 +298,32 @@ def rate_for(rates: Sequence[Rate], counter: str, media_type: str, color: str) -
 
 
 def tiers_valid(tiers: Sequence[Tier]) -> str | None:
-    """Why a tier list is unusable, or None: contiguous from 0, the last one open-ended."""
+    """Why a tier list is unusable, or None: numbers that fit their columns, in increasing
+    order, contiguous from 0, the last one open-ended."""
     if not tiers:
         return "A rate needs at least one tier."
-    ordered = sorted(tiers, key=lambda t: t.from_units)
-    if ordered[0].from_units != 0:
+    for tier in tiers:
+        for value, digits in (
+            (tier.from_units, UNITS),
+            (tier.to_units, UNITS),
+            (tier.unit_price, PRICE),
+        ):
+            problem = None if value is None else number_problem(value, digits)
+            if problem:
+                return problem
+    if tiers[0].from_units != 0:
         return "The first tier starts at 0."
-    for tier, following in itertools.pairwise(ordered):
+    for tier, following in itertools.pairwise(tiers):
+        if tier.to_units is None or following.from_units <= tier.from_units:
+            return (
+                f"Tier bounds must increase: {following.from_units.normalize():f} "
+                f"comes after {tier.from_units.normalize():f}."
+            )
         if tier.to_units != following.from_units:
             return "Tiers must follow each other without gaps or overlaps."
-    if ordered[-1].to_units is not None:
+    last = tiers[-1]
+    if last.to_units is not None:
         return "The last tier has no upper bound."
-    if any(t.unit_price < 0 for t in ordered):
-        return "Prices cannot be negative."
     return None
 
 

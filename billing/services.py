@@ -26,7 +26,7 @@ from billing.models import (
     PricePlan,
     Statement,
 )
-from billing.pricing import Tier, tiers_valid
+from billing.pricing import MONEY, UNITS, Tier, number_problem, tiers_valid
 from devices.models import Device
 from portal.errors import ConflictError, DomainError, NotFoundError, PermissionDeniedError
 from portal.money import CURRENCIES
@@ -67,9 +67,9 @@ class Terms:
 
 def _validate_terms(terms: Terms) -> None:
     for name in ("monthly_fee_per_device", "minimum_monthly", "tax_rate"):
-        value = getattr(terms, name)
-        if not isinstance(value, Decimal) or value < 0:
-            raise DomainError("Amounts cannot be negative.", fields={name: ["Zero or more."]})
+        problem = number_problem(getattr(terms, name), MONEY)
+        if problem:
+            raise DomainError(problem, fields={name: [problem]})
     if terms.tax_rate > 100:
         raise DomainError("A tax rate is a percentage.", fields={"tax_rate": ["At most 100."]})
     seen: set[tuple[str, str, str]] = set()
@@ -84,8 +84,9 @@ def _validate_terms(terms: Terms) -> None:
         seen.add(key)
         if rate.mode not in PlanRate.Mode.values or rate.scope not in PlanRate.Scope.values:
             raise DomainError("Unknown tier mode or allowance scope.")
-        if rate.included_units < 0:
-            raise DomainError("Allowances cannot be negative.", fields={"rates": ["Allowance"]})
+        problem = number_problem(rate.included_units, UNITS)
+        if problem:
+            raise DomainError(f"{rate.counter} allowance: {problem}", fields={"rates": [problem]})
         problem = tiers_valid(rate.tiers)
         if problem:
             raise DomainError(f"{rate.counter}: {problem}", fields={"rates": [problem]})

@@ -45,6 +45,7 @@ from billing.pricing import (
     overlap,
     period_before,
     period_containing,
+    period_day_problem,
     price_usage,
     prorated,
     tax_of,
@@ -498,6 +499,8 @@ def statements_compute(*, jobs: Sequence[PeriodJob]) -> list[Statement]:
 def statement_compute(*, ctx: TenantContext, contract_id: int, period_start: date) -> Statement:
     """On demand: the draft of one contract period (the period containing `period_start`)."""
     _require_finance(ctx)
+    if problem := period_day_problem(period_start):
+        raise DomainError(problem, code="invalid_period", fields={"period_start": [problem]})
     contract = (
         Contract.objects.for_tenant(ctx).select_related("plan").filter(pk=contract_id).first()
     )

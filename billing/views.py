@@ -252,7 +252,8 @@ def contract_compute(request: Any, contract_id: int) -> HttpResponse:
     contract = selectors.contract_get(ctx=request.ctx, contract_id=contract_id)
     form = ComputeForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Give a day of the period to compute.")
+        problems = form.errors.get("period_start") or ["Give a day of the period to compute."]
+        messages.error(request, " ".join(problems))
         return redirect("contract-detail", contract_id=contract.pk)
     try:
         statement = statement_services.statement_compute(

@@ -22,6 +22,7 @@ from django.utils.timezone import now
 from accounts.models import Invitation, Membership
 from orders.models import EmailLog, NotificationPreference, Order, SupplyAlert
 from portal import rls
+from portal.mail import email_subject
 from portal.tenancy import CUSTOMER_ROLES
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def emails_queue(
                 reseller_id=reseller_id,
                 customer_id=customer_id,
                 recipient=recipient,
-                subject=subject[:255],
+                subject=email_subject(subject),
                 body=body,
                 kind=kind,
                 order=order,
@@ -163,7 +164,7 @@ def message_id(email: EmailLog) -> str:
 def _email_deliver(email: EmailLog) -> bool:
     """One SMTP attempt for a claimed email, then its outcome on the row."""
     message = EmailMessage(
-        subject=email.subject,
+        subject=email_subject(email.subject),  # rows logged before subjects were cleaned
         body=_body_to_send(email),
         to=[email.recipient],
         headers={"Message-ID": message_id(email)},

@@ -120,9 +120,7 @@ def _routes(resolver: Any, prefix: str = "") -> list[str]:
     return found
 
 
-def test_every_parameterless_route_refuses_nul_in_the_query(
-    login: LoginFn, alice: User
-) -> None:
+def test_every_parameterless_route_refuses_nul_in_the_query(login: LoginFn, alice: User) -> None:
     # Whatever a future view reads from the query string, NUL never reaches it.
     client = login(alice)
     routes = [r for r in _routes(get_resolver()) if not r.startswith(("/admin/", "/accounts/"))]
