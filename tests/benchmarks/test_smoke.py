@@ -27,8 +27,12 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
 # Modules of benchmarks/ that are not benchmarks: the throwaway stack and its SMTP sink.
 HELPERS = {"__init__.py", "stack.py", "smtp_sink.py"}
+# Benchmarks that start a throwaway stack of their own and need no argument but --smoke (the
+# follow-up and page benchmarks of issue 12, as they land).
+ON_OWN_STACK = ["followups.py", "pages.py"]
 # Each benchmark's smoke test below; a new benchmark without one fails the first test.
 SMOKED = {"ingest.py", "table_sizes.py", "billing_close.py", "collector.py", "load.py"}
+SMOKED |= set(ON_OWN_STACK)
 TIMEOUT_S = 900  # a migrate and a seeded stack on a busy 2-core machine
 
 
@@ -89,7 +93,8 @@ def broker(tmp_path: Path) -> Iterator[str]:
 
 def test_every_benchmark_has_a_smoke_test() -> None:
     scripts = {path.name for path in BENCHMARKS.glob("*.py")} - HELPERS
-    assert scripts == SMOKED, "add a --smoke size and a test here for each new benchmark"
+    assert scripts, BENCHMARKS
+    assert scripts <= SMOKED, "add a --smoke size and a test here for each new benchmark"
 
 
 @pytest.mark.postgres
@@ -127,3 +132,11 @@ def test_load() -> None:
     """A whole stack of its own (benchmarks/stack.py), like the fault tests."""
     output = run("load.py")
     assert "verdict: PASS" in output
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.faults
+@pytest.mark.parametrize("script", [name for name in ON_OWN_STACK if (BENCHMARKS / name).exists()])
+def test_on_own_stack(script: str) -> None:
+    run(script)
