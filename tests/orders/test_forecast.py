@@ -131,7 +131,7 @@ def test_the_forecast_restarts_with_the_new_cartridge():
 
 
 def test_folding_readings_in_parts_finds_what_one_pass_finds():
-    from orders.forecast import Detector, days_fold, replacements_fold
+    from orders.forecast import DayPoint, Detector, days_fold, replacements_fold
 
     readings = series(40, 38, 2, 36, 34, 99, 97, 96, 30, 95, step_hours=7, serial="A")
     whole = replacements(readings)
@@ -139,7 +139,8 @@ def test_folding_readings_in_parts_finds_what_one_pass_finds():
     parts = [replacements_fold(readings[i : i + 3], state) for i in range(0, len(readings), 3)]
 
     assert [r for part in parts for r in part] == whole
-    days, newest = [], None
+    days: list[DayPoint] = []
+    newest = None
     for i in range(0, len(readings), 4):
         touched = days_fold(readings[i : i + 4], newest)
         days = [d for d in days if d.day not in {t.day for t in touched}] + touched
