@@ -128,3 +128,33 @@ def test_the_forecast_restarts_with_the_new_cartridge():
 
     assert result.slope_per_day == pytest.approx(-1.0)
     assert result.days_to_empty == pytest.approx(98.0)
+
+
+def test_folding_readings_in_parts_finds_what_one_pass_finds():
+    from orders.forecast import DayPoint, Detector, days_fold, replacements_fold
+
+    readings = series(40, 38, 2, 36, 34, 99, 97, 96, 30, 95, step_hours=7, serial="A")
+    whole = replacements(readings)
+    state = Detector(levels=[])
+    parts = [replacements_fold(readings[i : i + 3], state) for i in range(0, len(readings), 3)]
+
+    assert [r for part in parts for r in part] == whole
+    days: list[DayPoint] = []
+    newest = None
+    for i in range(0, len(readings), 4):
+        touched = days_fold(readings[i : i + 4], newest)
+        days = [d for d in days if d.day not in {t.day for t in touched}] + touched
+        newest = touched[-1] if touched else newest
+    assert days == days_fold(readings, None)
+    assert [d.day for d in days] == sorted({r.at.date() for r in readings})
+
+
+def test_a_day_point_is_the_days_last_level_first_seen_and_its_grids():
+    from orders.forecast import days_fold
+
+    day = [Reading(T0 + timedelta(hours=h), p) for h, p in ((1, 60), (2, 50), (3, 50), (4, None))]
+
+    (point,) = days_fold(day, None)
+
+    assert (point.percent, point.at) == (50, T0 + timedelta(hours=2))
+    assert point.steps == 0b0001  # both levels on the 10 % grid, not on 25, 50 or 100
