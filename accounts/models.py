@@ -192,6 +192,9 @@ class Invitation(TenantModel):
     )
     role = models.CharField(max_length=32, choices=MEMBERSHIP_ROLE_CHOICES)
     token_hash = models.CharField(max_length=64, unique=True)  # invitation_accept looks it up
+    # The token is an HMAC of this nonce under SECRET_KEY: the sender of the email derives the
+    # link again (a retry too), and neither a dump nor the email log gives it away.
+    token_nonce = models.CharField(max_length=64, blank=True, default="")
     invited_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(default=now)
     expires_at = models.DateTimeField()

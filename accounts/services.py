@@ -10,11 +10,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files import File
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Model
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.crypto import salted_hmac
 from django.utils.text import slugify
 from django.utils.timezone import now
 
@@ -28,6 +28,8 @@ from accounts.models import (
     Site,
     User,
 )
+from orders import email_services
+from orders.models import EmailLog
 from portal import rls
 from portal.errors import ConflictError, DomainError, NotFoundError, PermissionDeniedError
 from portal.tenancy import (
@@ -80,6 +82,34 @@ def audit_record(
         detail=detail or {},
         path=path[:512],
         ip=ip,
+    )
+
+
+def admin_access_record(
+    *,
+    user: User,
+    action: str,
+    model: type[Model],
+    reseller_ids: set[int],
+    detail: dict[str, Any],
+    path: str,
+    ip: str | None,
+) -> list[AuditEvent]:
+    """One audit row in each reseller whose rows an operator's admin page showed or changed."""
+    return AuditEvent.unscoped.bulk_create(
+        AuditEvent(
+            reseller_id=reseller_id,
+            actor=user,
+            actor_email=user.email,
+            actor_role=Role.OPERATOR,
+            action=action,
+            object_type=model._meta.model_name or "",
+            object_id=str(detail.get("object_id", "")),
+            detail={"model": model._meta.label_lower, **detail},
+            path=path[:512],
+            ip=ip,
+        )
+        for reseller_id in sorted(reseller_ids)
     )
 
 
@@ -332,7 +362,7 @@ def invitation_create(
             code="already_member",
             fields={"email": ["This person is a member already."]},
         )
-    token = secrets.token_urlsafe(32)
+    nonce = secrets.token_urlsafe(32)
     with transaction.atomic():
         # A new invitation replaces any pending one for the same address and tenant.
         Invitation.objects.for_tenant(ctx).filter(
@@ -343,7 +373,8 @@ def invitation_create(
             customer=customer,
             email=email,
             role=role,
-            token_hash=_sha256(token),
+            token_hash=_sha256(_invitation_token(nonce)),
+            token_nonce=nonce,
             invited_by=ctx.user,
             expires_at=now() + timedelta(days=settings.INVITATION_TTL_DAYS),
         )
@@ -353,24 +384,46 @@ def invitation_create(
             obj=invitation,
             detail={"email": email, "role": role},
         )
-        transaction.on_commit(lambda: _invitation_send(invitation=invitation, token=token))
+        # Logged and leased like every email, in this transaction and scope; sent on commit.
+        email_services.emails_queue(
+            reseller_id=ctx.reseller_id,
+            customer_id=invitation.customer_id,
+            recipients=[invitation.email],
+            kind=EmailLog.Kind.INVITATION,
+            template=INVITATION_TEMPLATE,
+            context=_invitation_email_context(invitation, url=INVITATION_LINK_WITHHELD),
+            subject=f"[Inkmeter] You are invited to {ctx.reseller.name}",
+            invitation=invitation,
+        )
     return invitation
 
 
-def _invitation_send(*, invitation: Invitation, token: str) -> None:
-    url = settings.SITE_URL + reverse("invitation-accept", kwargs={"token": token})
-    context = {
+INVITATION_TEMPLATE = "accounts/email/invitation.txt"
+# What the email log shows instead of the link: the link lets its holder join.
+INVITATION_LINK_WITHHELD = "(the link is in the email sent to the invitee; it is not kept here)"
+
+
+def _invitation_token(nonce: str) -> str:
+    return salted_hmac("inkmeter.invitation", nonce, algorithm="sha256").hexdigest()
+
+
+def _invitation_email_context(invitation: Invitation, *, url: str) -> dict[str, Any]:
+    return {
         "invitation": invitation,
         "reseller": invitation.reseller,
         "url": url,
         "ttl_days": settings.INVITATION_TTL_DAYS,
     }
-    send_mail(
-        subject=f"[Inkmeter] You are invited to {invitation.reseller.name}",
-        message=render_to_string("accounts/email/invitation.txt", context),
-        from_email=None,
-        recipient_list=[invitation.email],
+
+
+def invitation_email_body(*, invitation_id: int) -> str:
+    """The invitation email as sent, with its link; for the email sender, in the tenant's scope."""
+    invitation = Invitation.unscoped.select_related("reseller", "customer", "invited_by").get(
+        pk=invitation_id
     )
+    token = _invitation_token(invitation.token_nonce)
+    url = settings.SITE_URL + reverse("invitation-accept", kwargs={"token": token})
+    return render_to_string(INVITATION_TEMPLATE, _invitation_email_context(invitation, url=url))
 
 
 def invitation_revoke(*, ctx: TenantContext, invitation_id: int) -> Invitation:
@@ -521,11 +574,19 @@ def api_token_revoke(*, ctx: TenantContext, token_id: int) -> ApiToken:
     return token
 
 
+def api_token_key(*, raw: str) -> str:
+    """The public key part of a raw token (`ink_<key>_<secret>`), or "" if it has none."""
+    if not raw.startswith(TOKEN_PREFIX) or raw.count("_") < 2:
+        return ""
+    return raw[len(TOKEN_PREFIX) :].partition("_")[0]
+
+
 def api_token_authenticate(*, raw: str) -> ApiToken | None:
     """The active token that `raw` stands for, or None. Constant-time secret comparison."""
-    if not raw.startswith(TOKEN_PREFIX) or raw.count("_") < 2:
+    key = api_token_key(raw=raw)
+    if not key:
         return None
-    key, _, secret = raw[len(TOKEN_PREFIX) :].partition("_")
+    secret = raw[len(TOKEN_PREFIX) + len(key) + 1 :]
     token = (
         ApiToken.unscoped.select_related("reseller", "customer", "created_by")
         .filter(key=key, revoked_at=None, reseller__is_active=True, created_by__is_active=True)

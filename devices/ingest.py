@@ -52,10 +52,16 @@ UNAUTHENTICATED = Refusal(
 
 # --- HTTP ---------------------------------------------------------------------------------------
 
+TELEMETRY_FAILURE_LIMITS = {
+    "setting": "TELEMETRY_AUTH_FAILURE_RATE_LIMIT",
+    "key_setting": "TELEMETRY_AUTH_FAILURE_KEY_RATE_LIMIT",
+    "key_header": "HTTP_X_INKMETER_KEY",
+}
 
-# Guessing keys or secrets costs a sender its IP's access for a while; senders that sign
-# correctly are never counted.
-@ratelimit.auth_failures_limited("TELEMETRY_AUTH_FAILURE_RATE_LIMIT")
+
+# Failed signatures are limited per IP and per key id; senders that sign correctly are never
+# counted, nor refused.
+@ratelimit.auth_failures_limited(**TELEMETRY_FAILURE_LIMITS)
 @csrf_exempt
 def telemetry(request: HttpRequest) -> HttpResponse:
     """POST /api/v1/telemetry."""
@@ -88,7 +94,7 @@ def telemetry(request: HttpRequest) -> HttpResponse:
     return JsonResponse(answer, status=202)
 
 
-@ratelimit.auth_failures_limited("TELEMETRY_AUTH_FAILURE_RATE_LIMIT")
+@ratelimit.auth_failures_limited(**TELEMETRY_FAILURE_LIMITS)
 @csrf_exempt
 def collector_config(request: HttpRequest) -> HttpResponse:
     """GET /api/v1/collector/config, signed like telemetry (SHA-256 of the empty body)."""

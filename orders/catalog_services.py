@@ -287,7 +287,7 @@ def policy_delete(*, ctx: TenantContext, policy_id: int) -> None:
 def preference_set(*, ctx: TenantContext, kind: str, is_enabled: bool) -> NotificationPreference:
     if ctx.user is None or not ctx.user.pk:
         raise PermissionDeniedError("Only a signed-in user has preferences.")
-    if kind not in EmailLog.Kind.values:
+    if kind not in EmailLog.NOTIFICATION_KINDS:
         raise DomainError("No such kind of email.", fields={"kind": ["Unknown kind."]})
     preference, _ = NotificationPreference.objects.for_tenant(ctx).update_or_create(
         reseller_id=ctx.reseller_id,

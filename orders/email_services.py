@@ -19,7 +19,7 @@ from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils.timezone import now
 
-from accounts.models import Membership
+from accounts.models import Invitation, Membership
 from orders.models import EmailLog, NotificationPreference, Order, SupplyAlert
 from portal import rls
 from portal.tenancy import CUSTOMER_ROLES
@@ -68,6 +68,7 @@ def emails_queue(
     subject: str,
     order: Order | None = None,
     supply_alert: SupplyAlert | None = None,
+    invitation: Invitation | None = None,
 ) -> list[EmailLog]:
     """Log one email per recipient and send them once the caller's transaction commits."""
     body = render_to_string(template, context)
@@ -84,6 +85,7 @@ def emails_queue(
                 kind=kind,
                 order=order,
                 supply_alert=supply_alert,
+                invitation=invitation,
             )
             for recipient in unique
         ]
@@ -162,7 +164,7 @@ def _email_deliver(email: EmailLog) -> bool:
     """One SMTP attempt for a claimed email, then its outcome on the row."""
     message = EmailMessage(
         subject=email.subject,
-        body=email.body,
+        body=_body_to_send(email),
         to=[email.recipient],
         headers={"Message-ID": message_id(email)},
     )
@@ -177,6 +179,17 @@ def _email_deliver(email: EmailLog) -> bool:
             status=EmailLog.Status.SENT, sent_at=now(), error=""
         )
     return True
+
+
+def _body_to_send(email: EmailLog) -> str:
+    """The body as it goes out: the logged one, except that an invitation's link (its
+    invitee's key, which the log must not hold) is rendered from the invitation row."""
+    if email.invitation_id is None:
+        return email.body
+    from accounts.services import invitation_email_body
+
+    with rls.tenant(email.reseller_id):
+        return invitation_email_body(invitation_id=email.invitation_id)
 
 
 def _email_attempt_failed(email: EmailLog, exc: Exception) -> None:

@@ -93,7 +93,8 @@ class PolicyForm(forms.Form):
 class PreferenceForm(forms.Form):
     def __init__(self, *args: Any, current: dict[str, bool], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for kind, label in EmailLog.Kind.choices:
+        for kind in EmailLog.NOTIFICATION_KINDS:
+            label = EmailLog.Kind(kind).label
             self.fields[kind] = forms.BooleanField(
                 required=False, label=f"{label} emails", initial=current.get(kind, True)
             )

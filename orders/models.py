@@ -234,6 +234,14 @@ class EmailLog(TenantModel):
         SUPPLY_LOW = "supply_low", "Low supply"
         PRINTER_CRITICAL = "printer_critical", "Critical printer alert"
         ORDER_STATUS = "order_status", "Order status"
+        INVITATION = "invitation", "Invitation"
+
+    # The kinds a person may opt out of (NotificationPreference): an invitation is not one.
+    NOTIFICATION_KINDS: ClassVar[tuple[str, ...]] = (
+        Kind.SUPPLY_LOW,
+        Kind.PRINTER_CRITICAL,
+        Kind.ORDER_STATUS,
+    )
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -253,6 +261,15 @@ class EmailLog(TenantModel):
     )
     order = models.ForeignKey(
         "orders.Order", on_delete=models.SET_NULL, null=True, blank=True, related_name="emails"
+    )
+    # An invitation's link is its invitee's key, so the logged body holds a stand-in and the
+    # sender renders the link from this row at each attempt (email_services._body_to_send).
+    invitation = models.ForeignKey(
+        "accounts.Invitation",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
     )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     # Claims taken so far; the claim that would exceed EMAIL_SEND_ATTEMPTS marks the row failed.

@@ -221,7 +221,7 @@ def preference_map(*, ctx: TenantContext) -> dict[str, bool]:
         .filter(user=ctx.user)
         .values_list("kind", "is_enabled")
     )
-    return {kind: chosen.get(kind, True) for kind in EmailLog.Kind.values}
+    return {kind: chosen.get(kind, True) for kind in EmailLog.NOTIFICATION_KINDS}
 
 
 def supply_alert_list(*, ctx: TenantContext) -> QuerySet[SupplyAlert]:

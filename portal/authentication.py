@@ -33,13 +33,9 @@ class ApiTokenAuthentication(BaseAuthentication):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header.startswith(self.keyword + " "):
             return None
-        # Only failures count, so that guessing tokens stops and busy integrations do not.
-        rate = settings.API_AUTH_FAILURE_RATE_LIMIT
-        ip = ratelimit.client_ip(request._request)
-        if ratelimit.is_limited(scope="api-token", ident=ip, rate=rate):
-            raise _rate_limited(rate)
+        raw = header[len(self.keyword) + 1 :].strip()
         with rls.system("a token is found by its key before its reseller is known"):
-            token = services.api_token_authenticate(raw=header[len(self.keyword) + 1 :].strip())
+            token = services.api_token_authenticate(raw=raw)
             if token is not None:
                 ctx = TenantContext(
                     reseller=token.reseller,
@@ -48,8 +44,17 @@ class ApiTokenAuthentication(BaseAuthentication):
                     user=token.created_by,
                 )
         if token is None:
-            if ratelimit.hit(scope="api-token", ident=ip, rate=rate):
-                raise _rate_limited(rate)
+            # Only failures count, per IP and per token key: guessing stops, and a valid token
+            # is never refused, whoever failed before it (portal.ratelimit.failure_hit).
+            wait = ratelimit.failure_hit(
+                scope="api-token",
+                ip=ratelimit.client_ip(request._request),
+                key=services.api_token_key(raw=raw),
+                ip_rate=settings.API_AUTH_FAILURE_RATE_LIMIT,
+                key_rate=settings.API_AUTH_FAILURE_KEY_RATE_LIMIT,
+            )
+            if wait is not None:
+                raise RateLimited(wait=wait)
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
         rls.activate(ctx.reseller_id)
         request._request.ctx = ctx  # type: ignore[attr-defined]
@@ -62,15 +67,11 @@ class ApiTokenAuthentication(BaseAuthentication):
 class RateLimited(exceptions.APIException):
     status_code = 429
     default_code = "rate_limited"
-    default_detail = "Too many failed authentication attempts from this address; try again later."
+    default_detail = ratelimit.FAILURE_MESSAGE
 
     def __init__(self, wait: int) -> None:
         super().__init__()
         self.wait = wait  # DRF's handler turns it into Retry-After
-
-
-def _rate_limited(rate: str) -> RateLimited:
-    return RateLimited(wait=ratelimit.retry_after(rate=rate))
 
 
 class SessionTenantAuthentication(SessionAuthentication):

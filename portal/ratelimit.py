@@ -1,5 +1,5 @@
-"""Attempt limits per client IP, counted in the cache (Redis in production, shared by every web
-process; local memory in the demo and tests).
+"""Attempt limits per client IP (and, for failed authentication, per key), counted in the
+cache (Redis in production, shared by every web process; local memory in the demo and tests).
 
 A limit is written like allauth's: "20/10m" is 20 attempts per 10 minutes. Windows are fixed:
 cheap (one INCR) and good enough against guessing, which needs millions of attempts.
@@ -12,6 +12,7 @@ which the protocol acknowledges whatever happens to the cache (protocol/telemetr
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -60,17 +61,6 @@ def _key(scope: str, ident: str, rate: Rate) -> str:
     return f"ratelimit:{scope}:{ident}:{rate.window_seconds}:{window}"
 
 
-def is_limited(*, scope: str, ident: str, rate: str) -> bool:
-    """Whether `ident` has used up its attempts in `scope`, without counting one."""
-    parsed = Rate.parse(rate)
-    try:
-        count = int(cache.get(_key(scope, ident, parsed), 0))
-    except CACHE_DOWN as error:
-        log.warning("attempt limit %s not checked, the cache is down: %s", scope, error)
-        return False
-    return count >= parsed.limit
-
-
 def hit(*, scope: str, ident: str, rate: str) -> bool:
     """Count one attempt; True when it is over the limit (the caller refuses it)."""
     parsed = Rate.parse(rate)
@@ -103,14 +93,48 @@ def too_many_attempts_page(request: HttpRequest, *, rate: str) -> HttpResponse:
     return response
 
 
-def auth_failures_limited(
-    setting: str,
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Limit a JSON endpoint's 401 answers per client IP to the rate in `settings.<setting>`.
+FAILURE_MESSAGE = "Too many failed authentication attempts; try again later."
 
-    Every 401 counts; past the limit the endpoint is not called and the answer is 429 with the
-    API's error body, until the window ends. Successful requests never count, so senders that
-    authenticate keep working however busy they are.
+
+def failure_hit(*, scope: str, ip: str, key: str, ip_rate: str, key_rate: str) -> int | None:
+    """Count one failed authentication against the client's IP and against the key it named
+    (a token's or credential's public key id; empty when it named none). Returns the seconds
+    to wait when either is past its limit, else None.
+
+    Only failures are counted, and a caller checks the credentials before it asks: valid ones
+    always go through, so neither a guesser sharing a site's address nor one hammering a key
+    from many addresses can lock out the sender that holds the secret."""
+    waits = []
+    if hit(scope=f"{scope}:ip", ident=ip, rate=ip_rate):
+        waits.append(retry_after(rate=ip_rate))
+    if key and hit(scope=f"{scope}:key", ident=_key_ident(key), rate=key_rate):
+        waits.append(retry_after(rate=key_rate))
+    return max(waits) if waits else None
+
+
+def _key_ident(key: str) -> str:
+    # The key comes from the request as sent: any length, any characters; the cache key must not.
+    return hashlib.sha256(key.encode(errors="replace")).hexdigest()[:32]
+
+
+def failure_response(wait: int) -> HttpResponse:
+    """The API's answer past a limit: 429 with the error body and Retry-After."""
+    from portal.api import error_body
+
+    response = JsonResponse(error_body("rate_limited", FAILURE_MESSAGE), status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
+def auth_failures_limited(
+    setting: str, *, key_setting: str, key_header: str
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Limit a JSON endpoint's 401 answers, per client IP to the rate in `settings.<setting>`
+    and per key named in the request header `key_header` (a META name) to `<key_setting>`.
+
+    The endpoint always runs, so a request that authenticates is answered as usual however
+    many failures came before it (`failure_hit`); a 401 past either limit becomes a 429 with
+    the API's error body and Retry-After.
     """
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -118,25 +142,17 @@ def auth_failures_limited(
 
         @functools.wraps(view)
         def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-            from portal.api import error_body
-
-            rate: str = getattr(settings, setting)
-            ip = client_ip(request)
-            if is_limited(scope=scope, ident=ip, rate=rate):
-                response: HttpResponse = JsonResponse(
-                    error_body(
-                        "rate_limited",
-                        "Too many failed authentication attempts from this address; "
-                        "try again later.",
-                    ),
-                    status=429,
-                )
-                response["Retry-After"] = str(retry_after(rate=rate))
-                return response
             response = view(request, *args, **kwargs)
-            if response.status_code == 401:
-                hit(scope=scope, ident=ip, rate=rate)
-            return response
+            if response.status_code != 401:
+                return response
+            wait = failure_hit(
+                scope=scope,
+                ip=client_ip(request),
+                key=request.META.get(key_header, ""),
+                ip_rate=getattr(settings, setting),
+                key_rate=getattr(settings, key_setting),
+            )
+            return response if wait is None else failure_response(wait)
 
         return wrapped
 

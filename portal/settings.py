@@ -38,7 +38,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "accounts.apps.AdminConfig",  # django.contrib.admin, with accounts/admin_site.py
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -224,13 +224,18 @@ AUTH_PASSWORD_VALIDATORS = [
 # Invitations sent by reseller admins stay valid this long.
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 # Attempt limits per client IP (portal/ratelimit.py), written like ACCOUNT_RATE_LIMITS: past
-# them the answer is 429. Invitation links are tried per request: someone opening their own
-# link a few times stays far below; guessing tokens does not.
+# them the answer is 429. Failed authentication is also counted per key the request named, and
+# valid credentials are never refused. Invitation links are tried per request: someone opening
+# their own link a few times stays far below; guessing tokens does not.
 INVITATION_ACCEPT_RATE_LIMIT = env.str("INVITATION_ACCEPT_RATE_LIMIT", default="30/10m")
-# Failed `Authorization: Bearer` attempts on the API; good tokens are not counted.
+# Failed `Authorization: Bearer` attempts on the API, per IP and per token key.
 API_AUTH_FAILURE_RATE_LIMIT = env.str("API_AUTH_FAILURE_RATE_LIMIT", default="20/10m")
-# Failed signatures on the telemetry endpoints. Higher: one site's collectors share an IP.
+API_AUTH_FAILURE_KEY_RATE_LIMIT = env.str("API_AUTH_FAILURE_KEY_RATE_LIMIT", default="20/10m")
+# Failed signatures on the telemetry endpoints. Higher per IP: one site's collectors share one.
 TELEMETRY_AUTH_FAILURE_RATE_LIMIT = env.str("TELEMETRY_AUTH_FAILURE_RATE_LIMIT", default="120/10m")
+TELEMETRY_AUTH_FAILURE_KEY_RATE_LIMIT = env.str(
+    "TELEMETRY_AUTH_FAILURE_KEY_RATE_LIMIT", default="30/10m"
+)
 
 # --- Telemetry ingestion (devices) ---------------------------------------------------------
 

@@ -216,7 +216,8 @@ class TenantMiddleware:
 
 
 def _is_tenant_page(request: HttpRequest) -> bool:
-    return not request.path.startswith((settings.STATIC_URL, "/accounts/", "/operator/"))
+    # The admin writes rows of its own, naming each reseller whose rows a page shows.
+    return not request.path.startswith((settings.STATIC_URL, "/accounts/", "/operator/", "/admin/"))
 
 
 ViewFunc = Callable[..., HttpResponse]

@@ -23,6 +23,7 @@ from tests.factories import (
     ResellerFactory,
     SiteFactory,
     UserFactory,
+    sign_in,
 )
 
 REQUIRE_SERVICES = os.environ.get("INKMETER_REQUIRE_SERVICES") == "1"
@@ -211,7 +212,7 @@ def login(client: Client) -> LoginFn:
     """Sign a user in, acting for one of their memberships (the first by default)."""
 
     def _login(user: User, membership: Membership | None = None) -> Client:
-        client.force_login(user)
+        sign_in(client, user)  # with the second factor, where the user has one
         if membership is not None:
             session = client.session
             session[SESSION_MEMBERSHIP_KEY] = membership.pk

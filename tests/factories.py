@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import factory
-from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from allauth.account.internal.flows.login import (
+    _AUTHENTICATION_METHODS_USER_SESSION_KEY,
+    AUTHENTICATION_METHODS_SESSION_KEY,
+)
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import (
+    TOTP,
+    format_hotp_value,
+    generate_totp_secret,
+    hotp_value,
+)
+from allauth.mfa.utils import decrypt
+from django.test import Client
 from django.utils.timezone import now
 from factory.django import DjangoModelFactory
 
@@ -79,6 +92,30 @@ class UserFactory(DjangoModelFactory):
         """`UserFactory(totp=True)` gives the user an authenticator app (needed by admins)."""
         if create and extracted:
             TOTP.activate(self, generate_totp_secret())
+
+
+def totp_code(user: User | None = None, *, secret: str | None = None) -> str:
+    """The current code of `user`'s authenticator app (or of a secret being set up)."""
+    if secret is None:
+        authenticator = Authenticator.objects.get(user=user, type=Authenticator.Type.TOTP)
+        secret = decrypt(authenticator.data["secret"])
+    return format_hotp_value(hotp_value(secret, int(time.time()) // 30))
+
+
+def sign_in(client: Client, user: User) -> Client:
+    """`client.force_login`, and for a user with an authenticator app also what allauth records
+    when they give its code: the session of someone who signed in with password and code."""
+    client.force_login(user)
+    authenticator = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
+    if authenticator is not None:
+        session = client.session
+        session[AUTHENTICATION_METHODS_SESSION_KEY] = [
+            {"method": "password", "at": time.time(), "email": user.email},
+            {"method": "mfa", "at": time.time(), "id": authenticator.pk, "type": "totp"},
+        ]
+        session[_AUTHENTICATION_METHODS_USER_SESSION_KEY] = str(user.pk)
+        session.save()
+    return client
 
 
 class MembershipFactory(TenantFactory):

@@ -2,14 +2,14 @@ import pytest
 
 from accounts.models import AuditEvent
 from portal.tenancy import Role
-from tests.factories import UserFactory
+from tests.factories import UserFactory, sign_in
 
 pytestmark = pytest.mark.django_db
 
 
 def test_operator_access_is_audited_and_visible(client, tenant):
     operator = UserFactory(email="ops@platform.test", is_superuser=True, is_staff=True, totp=True)
-    client.force_login(operator)
+    sign_in(client, operator)
 
     assert client.post(f"/operator/resellers/{tenant.reseller.pk}/enter/").status_code == 302
     page = client.get("/customers/")
@@ -25,7 +25,7 @@ def test_operator_access_is_audited_and_visible(client, tenant):
 
 def test_reseller_admin_sees_the_operator_visit_in_their_audit_log(client, login, alice, tenant):
     operator = UserFactory(is_superuser=True, is_staff=True, totp=True)
-    client.force_login(operator)
+    sign_in(client, operator)
     client.post(f"/operator/resellers/{tenant.reseller.pk}/enter/")
     client.get("/customers/")
 
@@ -43,7 +43,7 @@ def test_non_operators_cannot_reach_the_console(login, alice, tenant):
 
 def test_operator_creates_a_reseller(client):
     operator = UserFactory(is_superuser=True, is_staff=True, totp=True)
-    client.force_login(operator)
+    sign_in(client, operator)
 
     response = client.post("/operator/", {"name": "Gamma Print", "slug": ""})
     duplicate = client.post("/operator/", {"name": "Gamma Print", "slug": ""})

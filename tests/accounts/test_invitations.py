@@ -1,13 +1,17 @@
 import re
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 import time_machine
 from django.core import mail
+from django.db import connection
 from django.utils.timezone import now
 
 from accounts import services
 from accounts.models import Invitation, Membership
+from orders.models import EmailLog
+from portal import rls
 from portal.errors import ConflictError, DomainError, PermissionDeniedError
 from portal.tenancy import Role
 from tests.factories import UserFactory
@@ -167,3 +171,58 @@ def test_role_change_keeps_the_scope_kind(tenant, bob):
     assert refused.value.code == "invalid_role"
     membership.refresh_from_db()
     assert membership.role == Role.CUSTOMER_ADMIN
+
+
+# --- The web form on a committed request, under PostgreSQL's row-level security ----------------
+
+
+@contextmanager
+def _as_a_real_request():
+    """What the server does: no scope on the connection but what the request sets itself.
+    (Test code acts as system, on the whole connection in a transactional test; the bug this
+    guards lived in the gap between a request's commit and its on-commit callbacks.)"""
+    if not rls.enabled():
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, '', false)", [rls.SCOPE])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config(%s, %s, false)", [rls.SCOPE, rls.SYSTEM])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_web_form_commits_the_invitation_and_sends_its_email(login, alice, tenant, client):
+    if connection.vendor == "postgresql":
+        assert rls.enabled(), "this test guards the row-level-security path"
+    login(alice)
+
+    with _as_a_real_request():
+        response = _invite(client, email="web.invitee@example.test", role="reseller_support")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/users/"
+    invitation = Invitation.objects.for_tenant(tenant.ctx()).get(email="web.invitee@example.test")
+    (message,) = mail.outbox
+    assert message.to == ["web.invitee@example.test"]
+    assert message.subject == "[Inkmeter] You are invited to Alpha Printing"
+    # The email is logged like every other, and sent once.
+    logged = EmailLog.objects.for_tenant(tenant.ctx()).get()
+    assert (logged.kind, logged.status, logged.recipient, logged.attempts) == (
+        EmailLog.Kind.INVITATION,
+        EmailLog.Status.SENT,
+        "web.invitee@example.test",
+        1,
+    )
+    # The link in the email works; the log, which the reseller's staff can read, does not hold it.
+    token = _link_token()
+    assert services.invitation_find(token=token) == invitation
+    assert token not in logged.body
+    assert "/invitations/" not in logged.body
+    client.logout()
+    with _as_a_real_request():
+        landing = client.get(f"/invitations/{token}/")
+    assert landing.status_code == 302
+    assert landing["Location"].startswith("/accounts/signup/")

@@ -1,4 +1,4 @@
-"""Attempt limits per client IP on the doors that take guesses: password reset (allauth),
+"""Attempt limits on the doors that take guesses: password reset (allauth),
 invitation links, API tokens and the signed telemetry endpoint. All through HTTP."""
 
 from __future__ import annotations
@@ -118,43 +118,60 @@ def _bearer(raw):
 
 def test_failed_tokens_are_limited_with_the_api_error_body(client, settings, tenant):
     settings.API_AUTH_FAILURE_RATE_LIMIT = "3/10m"
-    _, good = services.api_token_create(ctx=tenant.ctx(), name="ERP", role=Role.RESELLER_ADMIN)
     statuses = [
         client.get("/api/v1/customers", headers=_bearer(f"ink_nokey{n}_bad")).status_code
         for n in range(4)
     ]
 
     assert statuses == [401, 401, 401, 429]
-    # While the limit holds, even the right token is not tried from this address.
-    refused = client.get("/api/v1/customers", headers=_bearer(good))
+    refused = client.get("/api/v1/customers", headers=_bearer("ink_nokeyx_bad"))
     assert refused.status_code == 429
     assert refused.json() == {
         "error": {
             "code": "rate_limited",
-            "message": (
-                "Too many failed authentication attempts from this address; try again later."
-            ),
+            "message": "Too many failed authentication attempts; try again later.",
             "fields": {},
         }
     }
     assert 0 < int(refused["Retry-After"]) <= 600
 
 
-def test_a_limited_address_cannot_write_through_the_api(client, settings, tenant):
+def test_a_valid_token_is_let_through_from_a_limited_address(client, settings, tenant):
     settings.API_AUTH_FAILURE_RATE_LIMIT = "1/10m"
     _, good = services.api_token_create(ctx=tenant.ctx(), name="ERP", role=Role.RESELLER_ADMIN)
-    client.get("/api/v1/customers", headers=_bearer("ink_nokey_bad"))
-    client.get("/api/v1/customers", headers=_bearer("ink_nokey_bad"))
+    for _ in range(3):
+        client.get("/api/v1/customers", headers=_bearer("ink_nokey_bad"))
+    assert client.get("/api/v1/me", headers=_bearer("ink_nokey_bad")).status_code == 429
 
     response = client.post(
         "/api/v1/customers",
-        {"name": "Blocked"},
+        {"name": "Still served"},
         content_type="application/json",
         headers=_bearer(good),
     )
 
-    assert response.status_code == 429
-    assert not Customer.objects.for_tenant(tenant.ctx()).filter(name="Blocked").exists()
+    assert response.status_code == 201
+    assert Customer.objects.for_tenant(tenant.ctx()).filter(name="Still served").exists()
+    # Its success did not lift the limit for the failures.
+    assert client.get("/api/v1/me", headers=_bearer("ink_nokey_bad")).status_code == 429
+
+
+def test_failures_on_one_token_key_are_limited_across_addresses(settings, tenant):
+    settings.API_AUTH_FAILURE_RATE_LIMIT = "100/10m"
+    settings.API_AUTH_FAILURE_KEY_RATE_LIMIT = "3/10m"
+    token, good = services.api_token_create(ctx=tenant.ctx(), name="ERP", role=Role.RESELLER_ADMIN)
+    wrong = f"ink_{token.key}_not-the-secret"
+    statuses = [
+        Client(REMOTE_ADDR=f"198.51.100.{n}").get("/api/v1/me", headers=_bearer(wrong)).status_code
+        for n in range(1, 6)
+    ]
+    fresh = Client(REMOTE_ADDR="203.0.113.77")
+
+    assert statuses == [401, 401, 401, 429, 429]
+    assert fresh.get("/api/v1/me", headers=_bearer(wrong)).status_code == 429
+    # The token's owner is not locked out, and other keys are not affected.
+    assert fresh.get("/api/v1/me", headers=_bearer(good)).status_code == 200
+    assert fresh.get("/api/v1/me", headers=_bearer("ink_otherkey_bad")).status_code == 401
 
 
 def test_good_tokens_never_count(client, settings, tenant):
@@ -198,12 +215,50 @@ def test_telemetry_signature_failures_are_limited_per_ip(client, settings, tenan
 
     assert _batch_post(other, credential, secret).status_code == 202  # successes do not count
     statuses = [_batch_post(client, credential, "wrong-secret").status_code for _ in range(4)]
-    refused = _batch_post(client, credential, secret)
 
     assert statuses == [401, 401, 401, 429]
+    refused = _batch_post(client, credential, "wrong-secret")
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "rate_limited"
+    assert 0 < int(refused["Retry-After"]) <= 600
     assert _batch_post(other, credential, secret).status_code == 202
+
+
+def test_a_correctly_signed_batch_is_accepted_from_a_limited_address(client, settings, tenant):
+    settings.TELEMETRY_AUTH_FAILURE_RATE_LIMIT = "2/10m"
+    credential, secret = device_services.credential_create(
+        ctx=tenant.ctx(), kind="collector", site_id=tenant.site.pk
+    )
+    for _ in range(3):
+        _batch_post(client, credential, "wrong-secret")
+    assert _batch_post(client, credential, "wrong-secret").status_code == 429
+
+    accepted = _batch_post(client, credential, secret)
+
+    assert accepted.status_code == 202
+    assert accepted.json()["accepted"] == 1
+
+
+def test_signature_failures_on_one_key_are_limited_across_addresses(settings, tenant):
+    settings.TELEMETRY_AUTH_FAILURE_RATE_LIMIT = "100/10m"
+    settings.TELEMETRY_AUTH_FAILURE_KEY_RATE_LIMIT = "3/10m"
+    credential, secret = device_services.credential_create(
+        ctx=tenant.ctx(), kind="collector", site_id=tenant.site.pk
+    )
+    other, _ = device_services.credential_create(
+        ctx=tenant.ctx(), kind="collector", site_id=tenant.site.pk
+    )
+    statuses = [
+        _batch_post(Client(REMOTE_ADDR=f"198.51.100.{n}"), credential, "wrong").status_code
+        for n in range(1, 6)
+    ]
+    fresh = Client(REMOTE_ADDR="203.0.113.77")
+
+    assert statuses == [401, 401, 401, 429, 429]
+    assert _batch_post(fresh, credential, "wrong").status_code == 429
+    # The collector that holds the secret keeps uploading; other keys are not affected.
+    assert _batch_post(fresh, credential, secret).status_code == 202
+    assert _batch_post(fresh, other, "wrong").status_code == 401
 
 
 def test_telemetry_is_accepted_while_the_cache_is_down(client, tenant):

@@ -34,6 +34,7 @@ from tests.factories import (
     InvitationFactory,
     MembershipFactory,
     UserFactory,
+    sign_in,
 )
 
 pytestmark = pytest.mark.django_db
@@ -259,7 +260,7 @@ def check_isolation(alpha: AlphaData, routes: list[Route]) -> list[Breach]:
             for method in ("get", "post", "patch") if is_api else ("get", "post"):
                 client = Client()
                 if user is not None:
-                    client.force_login(user)
+                    sign_in(client, user)
                 if is_api and method != "get":
                     # A well-formed body, so that the request reaches the tenant check.
                     response = getattr(client, method)(path, "{}", content_type="application/json")

@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 
 from portal.services import worker_heartbeat_record
+from tests.factories import sign_in
 from tests.portal.test_isolation import (  # the walk and tenant A's objects of every kind
     AlphaData,
     _fill,
@@ -77,7 +78,7 @@ def header_problems(response) -> list[str]:
 @pytest.mark.django_db
 def test_every_html_page_of_a_signed_in_admin_carries_the_security_headers(alpha: AlphaData):
     client = Client()
-    client.force_login(alpha.tenant.admin.user)
+    sign_in(client, alpha.tenant.admin.user)
     failures, rendered = [], set()
     worker_heartbeat_record()  # with REDIS_URL set, /readyz answers 503 until a worker beats
 
