@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from devices import selectors, services
 from devices.models import Credential
+from devices.openapi import REORDER_THRESHOLD_HELP, REORDER_THRESHOLDS_HELP
 from portal.api import IdField, Pagination, request_ctx
 from portal.errors import DomainError
 from portal.openapi import error_response
@@ -72,7 +73,12 @@ class RotateIn(serializers.Serializer):
 
 
 class CollectorConfigIn(serializers.Serializer):
-    ranges = serializers.ListField(child=serializers.CharField(max_length=100), max_length=256)
+    ranges = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        max_length=256,
+        help_text="192.0.2.0/24, 192.0.2.10-192.0.2.50 or 192.0.2.99; at most 65,536 addresses"
+        " each.",
+    )
     communities = serializers.ListField(child=serializers.CharField(max_length=64), max_length=16)
     poll_interval_minutes = serializers.IntegerField(min_value=15, max_value=1440)
     upload_interval_minutes = serializers.IntegerField(min_value=1, max_value=1440)
@@ -84,6 +90,13 @@ class CollectorConfigOut(serializers.Serializer):
     communities = serializers.ListField(child=serializers.CharField())
     poll_interval_minutes = serializers.IntegerField()
     upload_interval_minutes = serializers.IntegerField()
+    reorder_threshold_percent = serializers.IntegerField(
+        min_value=0, max_value=100, help_text=REORDER_THRESHOLD_HELP
+    )
+    reorder_thresholds = serializers.DictField(
+        child=serializers.IntegerField(min_value=0, max_value=100),
+        help_text=REORDER_THRESHOLDS_HELP,
+    )
 
 
 def _created(credential: Credential, secret: str) -> dict[str, Any]:

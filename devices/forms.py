@@ -55,8 +55,8 @@ class LinesField(forms.CharField):
 class CollectorConfigForm(forms.Form):
     ranges = LinesField(
         required=False,
-        help_text="Networks to scan: 192.0.2.0/24, 192.0.2.10-192.0.2.50 or single addresses. "
-        "Empty: the collector's own subnet.",
+        help_text="Networks to scan, one per line: 192.0.2.0/24, 192.0.2.10-192.0.2.50 or single "
+        "addresses, at most 65,536 addresses each. Empty: the collector's own subnet.",
     )
     communities = LinesField(help_text="SNMP v1/v2c communities to try, one per line.")
     poll_interval_minutes = forms.IntegerField(

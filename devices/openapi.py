@@ -14,6 +14,23 @@ from typing import Any
 from devices import wire
 
 PREFIX = "Telemetry"
+RANGES_DESCRIPTION = (
+    "Normalised address ranges to sweep, each a CIDR network (192.0.2.0/24), a first-last range"
+    " (192.0.2.10-192.0.2.50) or one address (192.0.2.99), at most 65,536 addresses each"
+    " (protocol/telemetry-v1.md, 'Address ranges'). The portal never serves a range the"
+    " collector refuses; a collector skips one it cannot apply, with a warning, and applies the"
+    " rest."
+)
+REORDER_THRESHOLD_HELP = (
+    "The customer's reorder threshold in percent (its reorder policy, else the default 15). A"
+    " collector uploads at once when a supply's level / max_capacity x 100 falls to or below"
+    " it, or a printer raises a new critical alert. Added in a compatible change: older"
+    " collectors ignore it; a collector without it uploads at once for critical alerts only."
+)
+REORDER_THRESHOLDS_HELP = (
+    "Device serial -> threshold percent, for devices at this collector's site whose reorder"
+    " policy overrides the customer's (added with reorder_threshold_percent)."
+)
 _SECURITY_HEADERS = [
     ("X-Inkmeter-Key", "The credential's key id."),
     ("X-Inkmeter-Timestamp", "RFC 3339 UTC time of signing; at most 300 s off."),
@@ -176,13 +193,34 @@ def telemetry_paths(
                                     "communities",
                                     "poll_interval_minutes",
                                     "upload_interval_minutes",
+                                    "reorder_threshold_percent",
+                                    "reorder_thresholds",
                                 ],
                                 "properties": {
                                     "config_version": {"type": "integer"},
-                                    "ranges": {"type": "array", "items": {"type": "string"}},
+                                    "ranges": {
+                                        "type": "array",
+                                        "items": {"type": "string"},
+                                        "description": RANGES_DESCRIPTION,
+                                    },
                                     "communities": {"type": "array", "items": {"type": "string"}},
                                     "poll_interval_minutes": {"type": "integer", "minimum": 15},
                                     "upload_interval_minutes": {"type": "integer"},
+                                    "reorder_threshold_percent": {
+                                        "type": "integer",
+                                        "minimum": 0,
+                                        "maximum": 100,
+                                        "description": REORDER_THRESHOLD_HELP,
+                                    },
+                                    "reorder_thresholds": {
+                                        "type": "object",
+                                        "additionalProperties": {
+                                            "type": "integer",
+                                            "minimum": 0,
+                                            "maximum": 100,
+                                        },
+                                        "description": REORDER_THRESHOLDS_HELP,
+                                    },
                                 },
                             }
                         }

@@ -7,7 +7,6 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import secrets
@@ -24,6 +23,7 @@ from django.utils.timezone import now
 
 from accounts.models import Customer, Site
 from accounts.services import audit_record
+from devices import ip_ranges
 from devices.models import (
     Alert,
     AuthFailure,
@@ -216,21 +216,6 @@ def credential_revoke(*, ctx: TenantContext, credential_id: int) -> Credential:
 # --- Collector configuration --------------------------------------------------------------------
 
 
-def _range_check(value: str) -> str:
-    """A CIDR network, a single address or a 'first-last' range of one family, normalised."""
-    value = value.strip()
-    if "-" in value:
-        first_text, _, last_text = value.partition("-")
-        first = ipaddress.ip_address(first_text.strip())
-        last = ipaddress.ip_address(last_text.strip())
-        if first.version != last.version or int(last) < int(first):
-            raise ValueError(value)
-        return f"{first}-{last}"
-    if "/" in value:
-        return str(ipaddress.ip_network(value, strict=False))
-    return str(ipaddress.ip_address(value))
-
-
 def collector_config_update(
     *,
     ctx: TenantContext,
@@ -248,12 +233,9 @@ def collector_config_update(
         if not item.strip():
             continue
         try:
-            clean_ranges.append(_range_check(item))
-        except ValueError:
-            errors.setdefault("ranges", []).append(
-                f"{item.strip()!r} is not a network (192.0.2.0/24), an address or a range "
-                "(192.0.2.10-192.0.2.50)."
-            )
+            clean_ranges.append(ip_ranges.range_parse(item).text)
+        except ip_ranges.RangeError as error:
+            errors.setdefault("ranges", []).append(error.message)
     if len(clean_ranges) > 256:
         errors.setdefault("ranges", []).append("At most 256 ranges.")
     clean_communities = [c.strip() for c in communities if c.strip()]
@@ -311,14 +293,39 @@ def collector_communities(credential: Credential) -> list[str]:
     return communities
 
 
+def _collector_thresholds(credential: Credential) -> tuple[int, dict[str, int]]:
+    """The customer's reorder threshold and the overrides of devices at this collector's site:
+    the collector uploads at once when a supply crosses its device's threshold."""
+    from orders.models import ReorderPolicy
+
+    ctx = TenantContext.system(reseller=credential.reseller)
+    default = ReorderPolicy.DEFAULT_THRESHOLD
+    overrides: dict[str, int] = {}
+    rows = ReorderPolicy.objects.for_tenant(ctx).filter(
+        Q(device__isnull=True) | Q(device__site_id=credential.site_id),
+        customer_id=credential.customer_id,
+    )
+    for serial, threshold in rows.values_list("device__serial", "threshold_percent"):
+        if serial is None:
+            default = threshold
+        else:
+            overrides[serial] = threshold
+    return default, dict(sorted(overrides.items()))
+
+
 def collector_config(credential: Credential) -> dict[str, Any]:
     """The answer of GET /api/v1/collector/config (the collector codes against exactly this)."""
+    threshold, thresholds = _collector_thresholds(credential)
     return {
         "config_version": credential.config_version,
-        "ranges": list(credential.ranges),
+        # Rows stored before the range rule (0.0.0.0/0, ...) are left out: the collector would
+        # refuse them anyway, and it must never be asked to sweep them.
+        "ranges": [r for r in credential.ranges if ip_ranges.range_is_valid(str(r))],
         "communities": collector_communities(credential),
         "poll_interval_minutes": max(MIN_POLL_MINUTES, credential.poll_interval_minutes),
         "upload_interval_minutes": credential.upload_interval_minutes,
+        "reorder_threshold_percent": threshold,
+        "reorder_thresholds": thresholds,
     }
 
 

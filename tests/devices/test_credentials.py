@@ -84,6 +84,8 @@ def test_collector_fetches_its_configuration(client: Any, collector: Signed, ten
         "communities": ["public", "printers"],
         "poll_interval_minutes": 30,
         "upload_interval_minutes": 15,
+        "reorder_threshold_percent": 15,
+        "reorder_thresholds": {},
     }
     assert _get_config(client, collector.credential.key_id, "wrong").status_code == 401
 

@@ -15,9 +15,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from inkmeter_collector import AGENT, config, discovery, printer, upload
-from inkmeter_collector.outbox import Outbox
+from inkmeter_collector import AGENT, config, discovery, printer, upload, urgent
+from inkmeter_collector.outbox import Outbox, utcnow
 from inkmeter_collector.poll import PollResult, poll
+from inkmeter_collector.ranges import RangeError, parse_range
 from inkmeter_collector.snmp import Credentials, SnmpClient, SnmpError, Target
 
 log = logging.getLogger("inkmeter_collector")
@@ -141,6 +142,11 @@ def _portal(cfg: config.Config) -> upload.Portal | None:
 
 async def cmd_discover(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) -> int:
     ranges = list(args.range or cfg.ranges or discovery.default_ranges())
+    try:
+        ranges = [parse_range(entry).text for entry in ranges]
+    except RangeError as error:
+        print(f"--range: {error.message}", file=sys.stderr)
+        return 2
     if not ranges:
         print("no address range given and the host's own subnet is unknown", file=sys.stderr)
         return 2
@@ -248,8 +254,24 @@ async def cmd_add(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) 
     return 0
 
 
-async def poll_all(cfg: config.Config, outbox: Outbox, client: SnmpClient) -> int:
-    """Poll every known printer once and queue the snapshots; returns how many were queued."""
+def _examine(cfg: config.Config, outbox: Outbox, snapshot: dict[str, Any]) -> list[str]:
+    """Why this snapshot must be uploaded at once (urgent.examine), remembering what it saw so
+    that a supply that stays low or an alert that stays raised does not upload on every poll."""
+    serial = str(snapshot["device"]["serial"])
+    key = f"seen:{serial}"
+    stored = outbox.get_setting(key)
+    previous = urgent.Seen.from_json(json.loads(stored)) if stored else urgent.Seen()
+    reasons, seen = urgent.examine(snapshot, cfg.reorder_threshold(serial), previous)
+    if seen != previous:
+        outbox.set_setting(key, json.dumps(seen.to_json()))
+    return [f"{serial}: {reason}" for reason in reasons]
+
+
+async def poll_all(
+    cfg: config.Config, outbox: Outbox, client: SnmpClient, reasons: list[str] | None = None
+) -> int:
+    """Poll every known printer once and queue the snapshots; returns how many were queued.
+    With `reasons`, appends why any of them must be uploaded at once."""
     slots = asyncio.Semaphore(cfg.concurrency)
     queued = 0
     configured = {(entry.address, entry.port): entry for entry in cfg.printers}
@@ -277,8 +299,11 @@ async def poll_all(cfg: config.Config, outbox: Outbox, client: SnmpClient) -> in
                     log.info("%s: %s", address, error)
                     continue
                 if _remember(outbox, discovery.Found(target, result)):
-                    outbox.put([result.snapshot()])
+                    snapshot = result.snapshot()
+                    outbox.put([snapshot])
                     queued += 1
+                    if reasons is not None:
+                        reasons.extend(_examine(cfg, outbox, snapshot))
                 return
             log.warning("%s:%s did not answer this poll", address, port)
 
@@ -299,13 +324,20 @@ def refresh_portal_config(
 ) -> config.Config:
     if portal is None:
         return cfg
+    warnings: list[str] = []
     try:
         answer = portal.fetch_config()
-        updated = config.apply_portal(base, answer)
+        updated = config.apply_portal(base, answer, on_warning=warnings.append)
     except Exception as error:  # the portal may be down for days: keep the last known config
         log.warning("cannot fetch the portal configuration (%s); keeping the last one", error)
         return cfg
-    outbox.set_setting("portal_config", json.dumps(answer))
+    text = json.dumps(answer)
+    is_new = text != outbox.get_setting("portal_config")
+    for message in warnings:
+        log.warning("%s", message)
+        if is_new:  # once per answer in `status`, not once per check
+            outbox.warn(message)
+    outbox.set_setting("portal_config", text)
     return updated
 
 
@@ -316,6 +348,7 @@ async def cmd_run(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) 
     client = _client(cfg)
     stop = _stop_event()
     next_config = next_discovery = next_poll = next_upload = time.monotonic()
+    is_urgent = False  # an urgent batch is still waiting for its acknowledgement
     try:
         while not stop.is_set():
             now = time.monotonic()
@@ -342,15 +375,28 @@ async def cmd_run(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) 
                     log.info("discovery found %d printers", len(found))
                 next_discovery = now + cfg.discovery_interval_hours * 3600
             if now >= next_poll and not stop.is_set():
-                queued = await poll_all(cfg, outbox, client)
+                reasons: list[str] = []
+                queued = await poll_all(cfg, outbox, client, reasons)
                 log.info("polled %d printers", queued)
                 next_poll = now + cfg.poll_interval_minutes * 60
+                if reasons and portal is not None:
+                    log.info("uploading at once: %s", "; ".join(reasons))
+                    next_upload = now
+                    is_urgent = True
             if portal is not None and now >= next_upload and not stop.is_set():
                 report = await asyncio.to_thread(
                     upload.flush, outbox, portal, max_snapshots=cfg.batch_max_snapshots
                 )
                 log.info("upload: %s", report)
                 next_upload = now + cfg.upload_interval_minutes * 60
+                if report.stopped is None:
+                    is_urgent = False
+                else:
+                    retry_at = outbox.next_attempt_at()
+                    if is_urgent and retry_at is not None:
+                        # An urgent batch retries on its own backoff, not the upload interval.
+                        wait_s = (retry_at - utcnow()).total_seconds()
+                        next_upload = min(next_upload, now + max(1.0, wait_s))
             if args.once:
                 break
             wake = min(next_config, next_discovery, next_poll, next_upload)
@@ -400,7 +446,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     sweep = commands.add_parser("discover", help="sweep address ranges for printers")
-    sweep.add_argument("--range", action="append", help="CIDR range (repeatable)")
+    sweep.add_argument(
+        "--range",
+        action="append",
+        help="192.0.2.0/24, 192.0.2.10-192.0.2.50 or one address (repeatable)",
+    )
     sweep.add_argument("--community", action="append", default=[], help="(repeatable)")
     sweep.add_argument("--port", type=int)
     sweep.add_argument("--rate", type=float, help="requests per second")

@@ -9,20 +9,23 @@ separated), INKMETER_OUTBOX (path of the SQLite outbox).
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
+import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inkmeter_collector.ranges import RangeError, parse_range
 from inkmeter_collector.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS, Credentials
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -65,6 +68,16 @@ class Config:
     outbox_max_mb: float = 200.0
     batch_max_snapshots: int = 200
     config_version: int | None = None
+    # From the portal (its reorder policies): a supply crossing its threshold uploads at once.
+    reorder_threshold_percent: float | None = None
+    reorder_thresholds: tuple[tuple[str, float], ...] = ()  # (device serial, percent)
+
+    def reorder_threshold(self, serial: str | None) -> float | None:
+        """The threshold of this printer: its own override, else the customer's."""
+        for candidate, percent in self.reorder_thresholds:
+            if candidate == serial:
+                return percent
+        return self.reorder_threshold_percent
 
     def credentials(self) -> list[Credentials]:
         """Every SNMP identity to try, v3 users first (they are the most specific)."""
@@ -92,12 +105,11 @@ def _split(text: str) -> tuple[str, ...]:
 
 
 def _check_ranges(ranges: tuple[str, ...]) -> tuple[str, ...]:
-    for entry in ranges:
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError as error:
-            raise ConfigError(f"bad address range {entry!r}: {error}") from error
-    return ranges
+    """Local ranges, normalised; a bad one stops the start (the operator is there to fix it)."""
+    try:
+        return tuple(parse_range(entry).text for entry in ranges)
+    except RangeError as error:
+        raise ConfigError(f"discovery.ranges: {error.message}") from error
 
 
 def _v3_user(entry: Mapping[str, Any]) -> Credentials:
@@ -199,13 +211,36 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Conf
     return config
 
 
-def apply_portal(config: Config, answer: Mapping[str, Any]) -> Config:
-    """The portal's collector configuration over the local one (fields it sends win)."""
+def _log_warning(message: str) -> None:
+    log.warning("%s", message)
+
+
+def apply_portal(
+    config: Config,
+    answer: Mapping[str, Any],
+    *,
+    on_warning: Callable[[str], None] = _log_warning,
+) -> Config:
+    """The portal's collector configuration over the local one (fields it sends win).
+
+    What cannot be applied is skipped with a warning naming it; the rest still applies, so one
+    bad range never costs the interval or the communities.
+    """
     changes: dict[str, Any] = {}
     if isinstance(answer.get("config_version"), int):
         changes["config_version"] = answer["config_version"]
     if isinstance(answer.get("ranges"), list):
-        changes["ranges"] = _check_ranges(tuple(str(r) for r in answer["ranges"]))
+        good: list[str] = []
+        for entry in answer["ranges"]:
+            try:
+                good.append(parse_range(str(entry)).text)
+            except RangeError as error:
+                on_warning(f"portal configuration: range skipped: {error.message}")
+        # An empty list means "the host's own subnet"; a list of only bad ranges does not.
+        if good or not answer["ranges"]:
+            changes["ranges"] = tuple(good)
+        else:
+            on_warning("portal configuration: no range applies; keeping the local ranges")
     if isinstance(answer.get("communities"), list) and answer["communities"]:
         changes["communities"] = tuple(str(c) for c in answer["communities"])
     poll = answer.get("poll_interval_minutes")
@@ -214,4 +249,32 @@ def apply_portal(config: Config, answer: Mapping[str, Any]) -> Config:
     upload = answer.get("upload_interval_minutes")
     if isinstance(upload, int | float) and not isinstance(upload, bool) and upload > 0:
         changes["upload_interval_minutes"] = float(upload)
+    if "reorder_threshold_percent" in answer:
+        threshold = _percent(answer["reorder_threshold_percent"])
+        if threshold is None:
+            on_warning(
+                "portal configuration: reorder_threshold_percent skipped: "
+                f"{answer['reorder_threshold_percent']!r} is not a percentage"
+            )
+        else:
+            changes["reorder_threshold_percent"] = threshold
+    overrides = answer.get("reorder_thresholds")
+    if isinstance(overrides, dict):
+        known: list[tuple[str, float]] = []
+        for serial, value in overrides.items():
+            percent = _percent(value)
+            if percent is None:
+                on_warning(
+                    f"portal configuration: reorder threshold of {serial} skipped: {value!r}"
+                    " is not a percentage"
+                )
+            else:
+                known.append((str(serial), percent))
+        changes["reorder_thresholds"] = tuple(known)
     return dataclasses.replace(config, **changes)
+
+
+def _percent(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 <= value <= 100 else None

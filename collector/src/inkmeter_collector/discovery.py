@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from inkmeter_collector import printer
 from inkmeter_collector.poll import PollResult, poll
+from inkmeter_collector.ranges import parse_range
 from inkmeter_collector.snmp import Credentials, SnmpClient, SnmpError, Target
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,10 @@ def default_ranges() -> list[str]:
 
 
 def addresses(ranges: Sequence[str]) -> Iterator[str]:
+    """Every address the ranges sweep, once, in order (ranges.AddressRange.swept)."""
     seen: set[str] = set()
     for entry in ranges:
-        network = ipaddress.ip_network(entry, strict=False)
-        hosts = [network.network_address] if network.num_addresses == 1 else network.hosts()
-        for host in hosts:
+        for host in parse_range(entry).swept():
             text = str(host)
             if text not in seen:
                 seen.add(text)

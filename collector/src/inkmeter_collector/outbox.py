@@ -173,6 +173,13 @@ class Outbox:
         ).fetchall()
         return [Batch(batch_id, attempts, self._bodies(batch_id)) for batch_id, attempts in rows]
 
+    def next_attempt_at(self) -> datetime | None:
+        """When the earliest pending batch is due again (None: nothing pending)."""
+        row = self._db.execute(
+            "SELECT MIN(next_attempt_at) FROM batch WHERE state = 'pending'"
+        ).fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
     def _bodies(self, batch_id: str) -> list[dict[str, Any]]:
         return [
             json.loads(body)
