@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -33,9 +32,9 @@ from inkmeter_collector.snmp import Credentials, SnmpClient, Target  # noqa: E40
 from inkmeter_collector.upload import Portal  # noqa: E402
 
 from tests.collector import snmpsim_server  # noqa: E402
+from tests.collector.support import PRINTERS  # noqa: E402
 
-SHARED = Path(os.environ.get("INKMETER_SHARED") or REPO.parent / "shared")
-RECORDINGS = SHARED / "printers" / "snmprec"
+RECORDINGS = PRINTERS / "snmprec"
 PORT = 1161
 # 1,000 distinct agents: 50 loopback addresses x 20 ports, each serving all 20 recordings.
 FLEET_ENDPOINTS = [(f"127.0.3.{a}", 1200 + p) for a in range(1, 51) for p in range(20)]
@@ -135,7 +134,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--fleet-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    expected = json.loads((SHARED / "printers" / "expected.json").read_text())
+    expected = json.loads((PRINTERS / "expected.json").read_text())
     communities = [entry["community"] for entry in expected.values()]
     if args.fleet_only:  # a fresh process, so that RSS is the collector's alone
         with tempfile.TemporaryDirectory() as workdir:

@@ -687,13 +687,16 @@ class _Store:
             latest.items(), key=lambda kv: kv[0]
         ):
             level, capacity, state, percent = values
+            color = normalise.color(s.color)
+            reported_family = s.color_family if isinstance(s.color_family, str) else ""
             current.append(
                 (
                     reseller_id,
                     device_id,
                     normalise.text(supply_key),
                     s.kind if isinstance(s.kind, str) else "",
-                    normalise.color(s.color),
+                    color,
+                    normalise.color_family(color, reported_family),
                     normalise.text(s.description),
                     normalise.text(s.part_number),
                     normalise.text(s.serial),
@@ -718,6 +721,7 @@ class _Store:
                 "supply_key",
                 "kind",
                 "color",
+                "color_family",
                 "description",
                 "part_number",
                 "serial",

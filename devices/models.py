@@ -386,6 +386,8 @@ class Supply(TenantModel):
     supply_key = models.CharField(max_length=128)
     kind = models.CharField(max_length=16, blank=True)
     color = models.CharField(max_length=64, blank=True)
+    # black for matte black (normalise.color_family); "" when the colour is unknown.
+    color_family = models.CharField(max_length=16, blank=True, default="", db_default="")
     description = models.CharField(max_length=255, blank=True)
     part_number = models.CharField(max_length=128, blank=True)
     serial = models.CharField(max_length=128, blank=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 from decimal import Decimal
 
 # CounterReading.value is DECIMAL(20, 4).
@@ -15,18 +16,56 @@ COUNT_MAX = 2**63 - 1
 # RFC 3805 prtMarkerSuppliesLevel special values, when a sender passes them through as levels.
 _SPECIAL_LEVELS = {-1: "unlimited", -2: "unknown", -3: "some_remaining"}
 
-_COLOR_ALIASES = {
+# Supply colours: a name in the printer's own words made canonical ("matte black") and its
+# family ("black"). The collector names colours the same way (inkmeter_collector/colours.py);
+# tests/collector/test_colours.py holds both to one table. The families are the wire's
+# `color_family` values.
+COLOR_FAMILIES = (
+    "black",
+    "cyan",
+    "magenta",
+    "yellow",
+    "gray",
+    "red",
+    "green",
+    "blue",
+    "orange",
+    "violet",
+    "white",
+    "clear",
+    "tri-colour",
+)
+_COLOR_ABBREVIATIONS = {
     "k": "black",
     "bk": "black",
     "pk": "photo black",
+    "pbk": "photo black",
     "mk": "matte black",
+    "mbk": "matte black",
+    "lk": "light black",
+    "llk": "light light black",
     "c": "cyan",
     "m": "magenta",
     "y": "yellow",
     "lc": "light cyan",
     "lm": "light magenta",
-    "grey": "gray",
+    "vm": "vivid magenta",
+    "vlm": "vivid light magenta",
+    "gy": "gray",
+    "r": "red",
+    "g": "green",
+    "b": "blue",
+    "or": "orange",
+    "v": "violet",
+    "w": "white",
 }
+_COLOR_BASES = {"grey": "gray", "purple": "violet", "transparent": "clear"}
+_COLOR = re.compile(
+    r"\b((?:(?:matte|photo|light|vivid|dark)\s+)*)"
+    r"(black|cyan|magenta|yellow|gr[ae]y|red|green|blue|orange|violet|purple|white|clear)\b"
+)
+_TRICOLOR = re.compile(r"\btri-?colou?r\b")
+_OPTIMIZER = re.compile(r"\b(gloss|chroma) optimi[sz]er\b")
 
 
 def text(value: str) -> str:
@@ -35,9 +74,35 @@ def text(value: str) -> str:
 
 
 def color(value: str) -> str:
-    """Lower case, single spaces, common abbreviations spelled out: 'Cyan ' and 'C' are cyan."""
+    """The colour a sender reported, canonical: lower case, abbreviations spelled out ('C' is
+    cyan), the colour picked out of a description ('Black Ink Cartridge' is black) while
+    keeping its qualifier ('Matte Black' is matte black). Text naming no colour is kept,
+    cleaned."""
     cleaned = " ".join(text(value).lower().replace("_", " ").split())
-    return _COLOR_ALIASES.get(cleaned, cleaned)
+    if cleaned in _COLOR_ABBREVIATIONS:
+        return _COLOR_ABBREVIATIONS[cleaned]
+    if _TRICOLOR.search(cleaned):
+        return "tri-colour"
+    optimizer = _OPTIMIZER.search(cleaned)
+    if optimizer:
+        return f"{optimizer.group(1)} optimizer"
+    match = _COLOR.search(cleaned)
+    if match is None:
+        return cleaned
+    return match.group(1) + _COLOR_BASES.get(match.group(2), match.group(2))
+
+
+def color_family(name: str, reported: str = "") -> str:
+    """The family of a colour name from `color()` (matte black is black). A name the portal
+    does not know takes the family its sender reported, if that is one of COLOR_FAMILIES."""
+    if name == "tri-colour":
+        return name
+    if _OPTIMIZER.fullmatch(name):
+        return "clear"
+    match = _COLOR.fullmatch(name)
+    if match:
+        return _COLOR_BASES.get(match.group(2), match.group(2))
+    return reported if reported in COLOR_FAMILIES else ""
 
 
 def counter_value(value: float) -> Decimal | None:

@@ -94,12 +94,29 @@ SupplyKind = Literal[
     "other",
 ]
 LevelState = Literal["ok", "unknown", "some_remaining", "unlimited"]
+# normalise.COLOR_FAMILIES; tests/devices/test_contract.py keeps the two equal.
+ColorFamily = Literal[
+    "black",
+    "cyan",
+    "magenta",
+    "yellow",
+    "gray",
+    "red",
+    "green",
+    "blue",
+    "orange",
+    "violet",
+    "white",
+    "clear",
+    "tri-colour",
+]
 
 
 class Supply(Struct, kw_only=True):
     id: Key128
     kind: SupplyKind | UnsetType = UNSET
     color: Text64 = ""
+    color_family: ColorFamily | UnsetType = UNSET
     description: Text255 = ""
     part_number: Text128 = ""
     serial: Text128 = ""

@@ -1,8 +1,8 @@
 """Fixtures for the collector: the recordings, one SNMP simulator for the session, a stub portal.
 
-snmpsim serves every recording in shared/printers/snmprec on loopback only (127.0.0.1 and
-127.0.1.1-4, UDP 1161). Without it the live tests fail when INKMETER_REQUIRE_SERVICES=1 and
-skip otherwise.
+snmpsim serves every recording in tests/data/printers/snmprec on loopback only (127.0.0.1,
+127.0.1.1-4 and ::1 where the host has IPv6, UDP 1161). Without it the live tests fail when
+INKMETER_REQUIRE_SERVICES=1 and skip otherwise.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import pytest
 from tests.collector import snmpsim_server
 from tests.collector.portal_stub import StubPortal
 from tests.collector.support import (
+    IPV6_ADDRESS,
     MAIN_ADDRESS,
     PRINTERS,
-    SHARED,
+    PROTOCOL,
     SNMP_PORT,
     SWEEP_ADDRESSES,
     expected_printers,
+    has_ipv6_loopback,
     require_service,
 )
 
@@ -29,13 +31,13 @@ from tests.collector.support import (
 def expected() -> dict[str, dict[str, object]]:
     data = expected_printers()
     if not data:
-        require_service(f"recordings not found under {PRINTERS} (set INKMETER_SHARED)")
+        require_service(f"recordings not found under {PRINTERS}")
     return data
 
 
 @pytest.fixture(scope="session")
 def telemetry_schema() -> dict[str, object]:
-    path = SHARED / "protocol" / "telemetry-v1.schema.json"
+    path = PROTOCOL / "telemetry-v1.schema.json"
     if not path.exists():
         require_service(f"protocol schema not found at {path}")
     schema: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
@@ -48,6 +50,9 @@ def snmpsim() -> Iterator[dict[str, object]]:
     if not (PRINTERS / "snmprec").is_dir():
         require_service(f"recordings not found under {PRINTERS}")
     endpoints = [f"{address}:{SNMP_PORT}" for address in (MAIN_ADDRESS, *SWEEP_ADDRESSES)]
+    ipv6 = has_ipv6_loopback()
+    if ipv6:
+        endpoints.append(f"[{IPV6_ADDRESS}]:{SNMP_PORT}")
     try:
         simulator = snmpsim_server.start(PRINTERS / "snmprec", endpoints)
     except RuntimeError as error:
@@ -58,6 +63,7 @@ def snmpsim() -> Iterator[dict[str, object]]:
             "port": SNMP_PORT,
             "address": MAIN_ADDRESS,
             "sweep": SWEEP_ADDRESSES,
+            "ipv6": IPV6_ADDRESS if ipv6 else None,
             "pid": simulator.process.pid,
         }
     finally:

@@ -55,9 +55,10 @@ def venv() -> Path | None:
 
 
 def start(recordings: Path, endpoints: list[str], *, timeout_s: float = 180) -> Simulator:
-    """Serve every recording on each `address:port` (loopback only). Raises RuntimeError."""
+    """Serve every recording on each `address:port` or `[::1]:port` (loopback only).
+    Raises RuntimeError."""
     for endpoint in endpoints:
-        if not endpoint.startswith("127."):
+        if not endpoint.startswith(("127.", "[::1]:")):
             raise ValueError(f"{endpoint}: the simulator only listens on loopback here")
     path = venv()
     if path is None:
@@ -72,7 +73,10 @@ def start(recordings: Path, endpoints: list[str], *, timeout_s: float = 180) -> 
         str(path / "bin" / "snmpsim-command-responder"),
         f"--data-dir={data}",
         f"--cache-dir={cache}",
-        *(f"--agent-udpv4-endpoint={endpoint}" for endpoint in endpoints),
+        *(
+            f"--agent-udpv{6 if endpoint.startswith('[') else 4}-endpoint={endpoint}"
+            for endpoint in endpoints
+        ),
     ]
     if os.geteuid() == 0:
         for item in [workdir, cache, data, *data.iterdir()]:
@@ -85,7 +89,7 @@ def start(recordings: Path, endpoints: list[str], *, timeout_s: float = 180) -> 
     deadline = time.monotonic() + timeout_s  # the first start indexes 17,000 objects
     while time.monotonic() < deadline:
         text = log.read_text(errors="replace")
-        if text.count("Listening at UDP/IPv4 endpoint") >= len(endpoints):
+        if text.count("Listening at UDP/IPv") >= len(endpoints):
             return simulator
         if process.poll() is not None:
             break

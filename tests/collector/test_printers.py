@@ -35,6 +35,45 @@ FALLBACK_SERIALS = {
     "samsungprinter_m4080fx.snmprec": "MAC-8425191DEB52",
 }
 LEVEL_STATES = {"no_restriction": "unlimited", "max_unknown": "ok", "over_max": "ok"}
+# Each supply's colour family in table order, read by hand from its description (or, for the
+# Kyocera part numbers, the colorant table); `name:family` where the printer's own name is more
+# than its family, `-` for no colour. expected.json stays as the recordings' source made it.
+SUPPLY_COLOURS = {
+    "brother.snmprec": "black -",
+    "canonprinter_tm.snmprec": "matte_black:black black yellow magenta cyan -",
+    "dell-laser_s5830dn.snmprec": "black - - -",
+    "epson.snmprec": "black cyan magenta yellow",
+    "fujifilmprinter_c7580.snmprec": "yellow magenta cyan - black yellow magenta cyan black black",
+    "jetdirect.snmprec": "black cyan magenta yellow",
+    "jetdirect_m130nw.snmprec": "black -",
+    "jetdirect_m880.snmprec": "black cyan magenta yellow black cyan magenta yellow - - - - - - -",
+    "konica.snmprec": "cyan magenta yellow black cyan cyan magenta magenta yellow yellow black"
+    " black - - - - -",
+    "okilan_9450g.snmprec": "black cyan magenta yellow black cyan magenta yellow - -",
+    "printmaster_brother-hl-l8260cdw.snmprec": "black cyan magenta yellow - - -",
+    "printmaster_epson-cw-c6500au.snmprec": "black cyan magenta yellow -",
+    "printmaster_epson-sc-t3405.snmprec": "yellow magenta cyan black -",
+    "printmaster_kyocera-cs-4053ci.snmprec": "cyan magenta yellow black -",
+    "printmaster_kyocera-ecosys-p2040dw.snmprec": "black -",
+    "ricoh_mpc3002.snmprec": "black - cyan magenta yellow",
+    "samsungprinter_m4080fx.snmprec": "black - - - - - -",
+    "sharp.snmprec": "cyan magenta yellow black - cyan magenta yellow black cyan magenta yellow"
+    " black -",
+    "utax.snmprec": "- -",  # PK-3010S: a part number, no colorant table
+    "xerox.snmprec": "black cyan magenta yellow - - - - - - - -",
+}
+
+
+def supply_colours(name: str) -> list[tuple[str | None, str | None]]:
+    """(colour name, family) per supply, from SUPPLY_COLOURS."""
+    pairs: list[tuple[str | None, str | None]] = []
+    for token in SUPPLY_COLOURS[name].split():
+        colour, _, family = token.partition(":")
+        if colour == "-":
+            pairs.append((None, None))
+        else:
+            pairs.append((colour.replace("_", " "), family or colour))
+    return pairs
 
 
 def assert_matches(reading: PrinterReading, expected: dict[str, Any], name: str) -> None:
@@ -69,6 +108,7 @@ def assert_matches(reading: PrinterReading, expected: dict[str, Any], name: str)
         if supply.level_state != "ok":
             assert supply.level is None  # -1/-2/-3 are states, never numbers
     assert reading.is_color == expected["colour"]
+    assert [(s.color, s.color_family) for s in reading.supplies] == supply_colours(name)
 
 
 @pytest.mark.parametrize("name", FILES)

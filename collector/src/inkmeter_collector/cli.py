@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +20,14 @@ from inkmeter_collector import AGENT, config, discovery, printer, upload, urgent
 from inkmeter_collector.outbox import Outbox, utcnow
 from inkmeter_collector.poll import PollResult, poll
 from inkmeter_collector.ranges import RangeError, parse_range
-from inkmeter_collector.snmp import Credentials, SnmpClient, SnmpError, Target
+from inkmeter_collector.snmp import (
+    Credentials,
+    SnmpClient,
+    SnmpError,
+    Target,
+    UnresolvableHost,
+    parse_address,
+)
 
 log = logging.getLogger("inkmeter_collector")
 
@@ -107,14 +115,38 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+def _installation(outbox: Outbox) -> str:
+    """This collector's own id, made once and kept in the outbox: it keeps the identities
+    derived for printers without a serial apart from another site's printer at the same
+    address."""
+    installation = outbox.get_setting("installation_id")
+    if installation is None:
+        installation = str(uuid.uuid4())
+        outbox.set_setting("installation_id", installation)
+    return installation
+
+
+def _derived_warning(target: Target, identity: printer.Identity) -> str:
+    return (
+        f"{target.host}:{target.port}: printer exposes no serial number or MAC address; reporting"
+        f" it as {identity.serial}, derived from this address and its model. Give its label's"
+        " serial under [[printers]] to keep its history if its address changes"
+    )
+
+
 def _remember(outbox: Outbox, found: discovery.Found) -> bool:
     identity = found.result.reading.identity
+    where = f"{found.target.host}:{found.target.port}"
     if not identity.serial:
         outbox.warn(
-            f"{found.target.host}: printer exposes no serial number or MAC address; add it under"
+            f"{where}: printer exposes no serial number or MAC address; add it under"
             " [[printers]] with its label's serial to poll it"
         )
         return False
+    if identity.serial_source == printer.DERIVED_SOURCE and all(
+        device.serial != identity.serial for device in outbox.devices()
+    ):
+        outbox.warn(_derived_warning(found.target, identity))
     outbox.remember_device(
         serial=identity.serial,
         address=found.target.host,
@@ -177,6 +209,7 @@ async def cmd_discover(cfg: config.Config, args: argparse.Namespace, outbox: Out
             stop=stop,
             on_found=on_found,
             on_progress=bar,
+            installation=_installation(outbox),
         )
     finally:
         bar.close()
@@ -192,29 +225,59 @@ async def _poll_target(
     port: int,
     community: str | None,
     serial: str | None = None,
+    installation: str | None = None,
 ) -> tuple[Target, PollResult] | None:
     tried = [Credentials(community=community)] if community else cfg.credentials()
     for credentials in tried:
         target = Target(host=host, port=port, credentials=credentials)
         try:
-            return target, await poll(client, target, serial_override=serial)
+            return target, await poll(
+                client, target, serial_override=serial, installation=installation
+            )
+        except UnresolvableHost:
+            raise  # no community can help
         except SnmpError as error:
             log.debug("%s with %s: %s", host, credentials.describe(), error)
     return None
 
 
-async def cmd_poll(cfg: config.Config, args: argparse.Namespace, outbox: Outbox | None) -> int:
+def _address(cfg: config.Config, args: argparse.Namespace) -> tuple[str, int]:
+    """The printer's host and port from `HOST`, `HOST:PORT` or `[IPv6]:PORT` and --port."""
+    host, port = parse_address(args.address)
+    if port is not None and args.port and args.port != port:
+        raise ValueError(f"{args.address}: port {port} here, but --port {args.port}")
+    return host, port or args.port or cfg.snmp_port
+
+
+async def _poll_address(
+    cfg: config.Config, args: argparse.Namespace, outbox: Outbox
+) -> tuple[Target, PollResult] | str:
+    """What polling the printer named on the command line gave, or why it could not."""
+    try:
+        host, port = _address(cfg, args)
+    except ValueError as error:
+        return str(error)
     client = _client(cfg)
     try:
         polled = await _poll_target(
-            client, cfg, args.address, args.port or cfg.snmp_port, args.community, args.serial
+            client, cfg, host, port, args.community, args.serial, _installation(outbox)
         )
+    except UnresolvableHost as error:
+        return str(error)
     finally:
         client.close()
-    if polled is None:
-        print(f"{args.address}: no SNMP answer", file=sys.stderr)
+    return polled if polled is not None else f"{host}:{port}: no SNMP answer"
+
+
+async def cmd_poll(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) -> int:
+    polled = await _poll_address(cfg, args, outbox)
+    if isinstance(polled, str):
+        print(polled, file=sys.stderr)
         return 1
     target, result = polled
+    identity = result.reading.identity
+    if identity.serial_source == printer.DERIVED_SOURCE and not args.enqueue:
+        print(f"warning: {_derived_warning(target, identity)}", file=sys.stderr)
     if args.json:
         has_serial = result.reading.identity.serial
         print(
@@ -227,7 +290,7 @@ async def cmd_poll(cfg: config.Config, args: argparse.Namespace, outbox: Outbox 
     else:
         print(describe(result, target))
         print(f"poll took {result.duration_s * 1000:.0f} ms and {result.snmp_bytes} bytes of SNMP")
-    if args.enqueue and outbox is not None:
+    if args.enqueue:
         if not result.reading.identity.serial:
             print("no serial: not queued", file=sys.stderr)
             return 1
@@ -237,15 +300,9 @@ async def cmd_poll(cfg: config.Config, args: argparse.Namespace, outbox: Outbox 
 
 
 async def cmd_add(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) -> int:
-    client = _client(cfg)
-    try:
-        polled = await _poll_target(
-            client, cfg, args.address, args.port or cfg.snmp_port, args.community, args.serial
-        )
-    finally:
-        client.close()
-    if polled is None:
-        print(f"{args.address}: no SNMP answer", file=sys.stderr)
+    polled = await _poll_address(cfg, args, outbox)
+    if isinstance(polled, str):
+        print(polled, file=sys.stderr)
         return 1
     target, result = polled
     if not _remember(outbox, discovery.Found(target, result)):
@@ -276,6 +333,7 @@ async def poll_all(
     queued = 0
     configured = {(entry.address, entry.port): entry for entry in cfg.printers}
     known = {(device.address, device.port): device for device in outbox.devices()}
+    installation = _installation(outbox)
 
     async def one(address: str, port: int) -> None:
         nonlocal queued
@@ -293,7 +351,10 @@ async def poll_all(
                 target = Target(host=address, port=port, credentials=credentials)
                 try:
                     result = await poll(
-                        client, target, serial_override=entry.serial if entry else None
+                        client,
+                        target,
+                        serial_override=entry.serial if entry else None,
+                        installation=installation,
                     )
                 except SnmpError as error:
                     log.info("%s: %s", address, error)
@@ -369,6 +430,7 @@ async def cmd_run(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) 
                         time_limit_s=cfg.discovery_time_limit_s,
                         timeout_s=cfg.snmp_timeout_s,
                         stop=stop,
+                        installation=_installation(outbox),
                     )
                     for item in found:
                         _remember(outbox, item)
@@ -458,7 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in (("poll", "poll one printer now"), ("add", "add a printer by address")):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("address", help="IP address or DNS name")
+        sub.add_argument(
+            "address", help="IP address or DNS name, with :PORT if not 161 ([IPv6]:PORT)"
+        )
         sub.add_argument("--community")
         sub.add_argument("--port", type=int)
         sub.add_argument("--serial", help="serial to report for a printer that exposes none")

@@ -71,6 +71,7 @@ async def identify(
     credentials: Sequence[Credentials],
     *,
     timeout_s: float,
+    installation: str | None = None,
 ) -> Found | None:
     """Ask one address, with each identity in turn until one answers; poll it if a printer."""
     for identity in credentials:
@@ -84,7 +85,7 @@ async def identify(
         if not printer.is_printer(answer):
             return None
         try:
-            return Found(target, await poll(client, target))
+            return Found(target, await poll(client, target, installation=installation))
         except SnmpError as error:
             log.warning("%s answers but its poll failed: %s", host, error)
             return None
@@ -104,6 +105,7 @@ async def sweep(
     stop: asyncio.Event | None = None,
     on_found: Callable[[Found], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    installation: str | None = None,
 ) -> list[Found]:
     progress = Progress(total=count_addresses(ranges), started=time.monotonic())
     stop = stop or asyncio.Event()
@@ -115,7 +117,9 @@ async def sweep(
 
     async def one(host: str) -> None:
         try:
-            result = await identify(client, host, port, credentials, timeout_s=timeout_s)
+            result = await identify(
+                client, host, port, credentials, timeout_s=timeout_s, installation=installation
+            )
             if result:
                 found.append(result)
                 progress.found += 1

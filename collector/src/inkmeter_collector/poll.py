@@ -89,8 +89,14 @@ async def read_printer(client: SnmpClient, target: Target) -> dict[str, SnmpValu
 
 
 async def poll(
-    client: SnmpClient, target: Target, *, serial_override: str | None = None
+    client: SnmpClient,
+    target: Target,
+    *,
+    serial_override: str | None = None,
+    installation: str | None = None,
 ) -> PollResult:
+    """`installation` (the collector's id) gives a printer without serial or MAC an identity
+    derived from it and the address polled (printer.derived_serial)."""
     ip = await client.resolve(target)
     # Count against the resolved address: the transport only sees that.
     resolved = Target(host=ip, port=target.port, credentials=target.credentials)
@@ -103,7 +109,11 @@ async def poll(
         address=target.host,
         ip=ip,
         readings=readings,
-        reading=printer.parse_printer(readings, serial_override=serial_override),
+        reading=printer.parse_printer(
+            readings,
+            serial_override=serial_override,
+            where=f"{installation} {target.host}:{target.port}" if installation else None,
+        ),
         collected_at=collected_at,
         snapshot_id=str(uuid.uuid4()),
         duration_s=duration,

@@ -6,13 +6,14 @@ well as from live polls of the simulator.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from inkmeter_collector import mib, vendors
+from inkmeter_collector import colours, mib, vendors
 from inkmeter_collector.mib import SnmpValue
 
 Readings = Mapping[str, SnmpValue]
@@ -36,7 +37,8 @@ class Supply:
     index: str
     description: str
     kind: str
-    color: str | None
+    color: str | None  # the printer's own colour name, canonical: "matte black"
+    color_family: str | None  # its family (colours.FAMILIES): "black"
     is_receptacle: bool
     raw_class: int | None
     raw_type: int | None
@@ -70,6 +72,8 @@ class Supply:
             wire["max_capacity"] = self.max_capacity
         if self.color:
             wire["color"] = self.color
+        if self.color_family:
+            wire["color_family"] = self.color_family
         if self.unit:
             wire["unit"] = self.unit
         if self.part_number:
@@ -259,25 +263,51 @@ def _serial(
     return None, None
 
 
-def parse_identity(readings: Readings, *, serial_override: str | None = None) -> Identity:
+DERIVED_PREFIX = "NOSERIAL-"
+DERIVED_SOURCE = "derived"
+
+
+def derived_serial(*, where: str, sys_object_id: str | None, model: str | None) -> str:
+    """A stable stand-in for a printer that reports neither a serial nor a MAC address.
+
+    `where` is the collector's installation id plus the address and port it polls the printer
+    at, which stay put across polls and reboots (printers keep fixed addresses so that people can
+    print); sysObjectID and the model tell a different printer later put at that address. Left
+    out on purpose: sysName and sysUpTime (people rename printers; uptime restarts), supply
+    serials (cartridges change) and the resolved IP of a DNS name (DHCP may move it).
+    """
+    key = "\n".join((where, sys_object_id or "", model or "")).encode("utf-8", "replace")
+    return DERIVED_PREFIX + hashlib.sha256(key).hexdigest()[:16].upper()
+
+
+def parse_identity(
+    readings: Readings, *, serial_override: str | None = None, where: str | None = None
+) -> Identity:
+    """`where` (installation id and address) lets a printer without serial or MAC get a
+    derived identity; without it such a printer has no serial."""
     sys_descr = _clean(readings.get(mib.SYS_DESCR))
     sys_object_id = readings.get(mib.SYS_OBJECT_ID)
-    enterprise = vendors.enterprise_of(sys_object_id if isinstance(sys_object_id, str) else None)
+    object_id = sys_object_id if isinstance(sys_object_id, str) else None
+    enterprise = vendors.enterprise_of(object_id)
     vendor = vendors.VENDORS.get(enterprise) if enterprise is not None else None
     mac = _mac(readings)
+    hr_descr = _clean(readings.get(f"{mib.HR_DEVICE_DESCR}.1"))
+    model = _pick_model(sys_descr, hr_descr, vendor)
     serial: str | None
     source: str | None
     if serial_override:
         serial, source = serial_override, "configuration"
     else:
         serial, source = _serial(readings, vendor, sys_descr, mac)
-    hr_descr = _clean(readings.get(f"{mib.HR_DEVICE_DESCR}.1"))
+    if serial is None and where:
+        serial = derived_serial(where=where, sys_object_id=object_id, model=model)
+        source = DERIVED_SOURCE
     firmware = _clean(readings.get(vendor.firmware_oid)) if vendor and vendor.firmware_oid else None
     return Identity(
         serial=serial,
         serial_source=source,
         manufacturer=vendor.name if vendor else None,
-        model=_pick_model(sys_descr, hr_descr, vendor),
+        model=model,
         firmware=firmware,
         hostname=_clean(readings.get(mib.SYS_NAME)),
         mac=mac,
@@ -287,33 +317,6 @@ def parse_identity(readings: Readings, *, serial_override: str | None = None) ->
 
 
 # --- supplies ------------------------------------------------------------------------------------
-
-_COLOR_WORDS = (
-    "matte black",
-    "photo black",
-    "light black",
-    "light cyan",
-    "light magenta",
-    "light gray",
-    "light grey",
-    "black",
-    "cyan",
-    "magenta",
-    "yellow",
-    "gray",
-    "grey",
-    "red",
-    "green",
-    "blue",
-    "orange",
-    "violet",
-    "white",
-    "clear",
-)
-_COLOR_PATTERN = re.compile(r"\b(" + "|".join(_COLOR_WORDS) + r")\b", re.IGNORECASE)
-_TRICOLOR = re.compile(r"\btri-?colou?r\b", re.IGNORECASE)
-_NON_COLORS = frozenset({"black", "matte black", "photo black", "light black", "gray", "grey"})
-_NON_COLORS |= {"light gray", "light grey", "clear", "white"}
 
 _KIND_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), kind)
@@ -331,15 +334,6 @@ _KIND_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\b(maintenance|kit|roller|filter|clean)", "maintenance"),
     )
 )
-
-
-def _supply_color(description: str, colorant: str | None) -> str | None:
-    if colorant:
-        return colorant
-    if _TRICOLOR.search(description):
-        return "tri-colour"
-    match = _COLOR_PATTERN.search(description)
-    return match.group(1).lower() if match else None
 
 
 def _supply_kind(raw_type: int | None, description: str, device_has_ink: bool) -> str:
@@ -387,7 +381,11 @@ def _scaled(raw: int | None, factor: float) -> float | None:
     return raw if factor == 1 else round(raw * factor, 3)
 
 
-def parse_supplies(readings: Readings, vendor: vendors.Vendor | None) -> tuple[Supply, ...]:
+def parse_supplies(
+    readings: Readings, vendor: vendors.Vendor | None, notes: list[str] | None = None
+) -> tuple[Supply, ...]:
+    """The supplies table; `notes` collects what the parser had to overrule."""
+
     def col(number: int) -> dict[str, SnmpValue]:
         return _rows(readings, mib.column(mib.PRT_SUPPLIES, number))
 
@@ -427,12 +425,19 @@ def parse_supplies(readings: Readings, vendor: vendors.Vendor | None) -> tuple[S
         level_state, percent, unit, level, capacity = _level_and_capacity(
             raw_level, raw_max, raw_unit
         )
+        color, color_family, overruled = colours.of_supply(description, colorant)
+        if overruled and notes is not None:
+            notes.append(
+                f"supply {index}: the colorant table says {colorant}, its description"
+                f" {description.strip()!r}; the description is trusted"
+            )
         supplies.append(
             Supply(
                 index=index,
                 description=description.strip(),
                 kind=kind,
-                color=_supply_color(description, colorant),
+                color=color,
+                color_family=color_family,
                 is_receptacle=is_receptacle,
                 raw_class=raw_class,
                 raw_type=raw_type,
@@ -587,15 +592,19 @@ def parse_counters(
 # --- the whole printer ---------------------------------------------------------------------------
 
 
-def parse_printer(readings: Readings, *, serial_override: str | None = None) -> PrinterReading:
-    identity = parse_identity(readings, serial_override=serial_override)
+def parse_printer(
+    readings: Readings, *, serial_override: str | None = None, where: str | None = None
+) -> PrinterReading:
+    identity = parse_identity(readings, serial_override=serial_override, where=where)
     vendor = vendors.VENDORS.get(identity.enterprise) if identity.enterprise else None
-    supplies = parse_supplies(readings, vendor)
-    colorant_values = {
-        (_clean(value) or "").lower() for value in _rows(readings, mib.PRT_COLORANT_VALUE).values()
+    notes: list[str] = []
+    supplies = parse_supplies(readings, vendor, notes)
+    families = {supply.color_family for supply in supplies}
+    families |= {
+        colours.family(colours.name(_clean(value)))
+        for value in _rows(readings, mib.PRT_COLORANT_VALUE).values()
     }
-    supply_colors = {supply.color for supply in supplies if supply.color}
-    is_color = bool((colorant_values | supply_colors) - _NON_COLORS - {""})
+    is_color = bool(families & colours.CHROMATIC)
     flags = _error_flags(readings.get(f"{mib.HR_PRINTER_ERROR_STATE}.1"))
     state, detail = _status(readings, flags)
     return PrinterReading(
@@ -608,6 +617,7 @@ def parse_printer(readings: Readings, *, serial_override: str | None = None) -> 
         alerts=parse_alerts(readings),
         media_sources=parse_media_sources(readings),
         is_color=is_color,
+        notes=tuple(notes),
     )
 
 

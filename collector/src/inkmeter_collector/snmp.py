@@ -6,20 +6,23 @@ Values come back decoded (`mib.SnmpValue`); objects an agent does not have are l
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pyasn1.type import univ
-from pysnmp.carrier.asyncio.dgram import udp
+from pysnmp.carrier.asyncio.dgram import udp, udp6
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
     ContextData,
     ObjectIdentity,
     ObjectType,
     SnmpEngine,
+    Udp6TransportTarget,
     UdpTransportTarget,
     UsmUserData,
     bulk_cmd,
@@ -55,6 +58,42 @@ PRIV_PROTOCOLS: dict[str, Any] = {
 
 class SnmpError(Exception):
     """The agent did not answer, or answered with an error we cannot work around."""
+
+
+class UnresolvableHost(SnmpError):
+    """The name has no address: no other community or retry can help."""
+
+
+def parse_address(text: str) -> tuple[str, int | None]:
+    """`host`, `host:port`, `[IPv6]`, `[IPv6]:port` or a bare IPv6 address: the host and the
+    port (None when the text names none). Raises ValueError with the reason."""
+    text = text.strip()
+    port_text: str | None = None
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{text}: write an IPv6 address with a port as [address]:port")
+        port_text = rest[1:] if rest else None
+        if not _is_ipv6(host):
+            raise ValueError(f"{text}: [{host}] is not an IPv6 address")
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host = text  # a name, an IPv4 address, or a bare IPv6 address (several colons)
+    if not host:
+        raise ValueError(f"{text!r}: no host")
+    if port_text is None:
+        return host, None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"{text}: the port must be a number from 1 to 65535")
+    return host, int(port_text)
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -118,6 +157,22 @@ class _CountingUdpTransport(udp.UdpAsyncioTransport):  # type: ignore[misc]
 
 class _CountingUdpTarget(UdpTransportTarget):  # type: ignore[misc]
     PROTO_TRANSPORT = _CountingUdpTransport
+
+
+class _CountingUdp6Transport(udp6.Udp6AsyncioTransport):  # type: ignore[misc]
+    meter: ClassVar[_Meter] = _CountingUdpTransport.meter
+
+    def send_message(self, outgoing_message: bytes, transport_address: Any) -> Any:
+        self.meter.by_peer[tuple(transport_address[:2])] += len(outgoing_message)
+        return super().send_message(outgoing_message, transport_address)
+
+    def datagram_received(self, datagram: bytes, transport_address: Any) -> Any:
+        self.meter.by_peer[tuple(transport_address[:2])] += len(datagram)
+        return super().datagram_received(datagram, transport_address)
+
+
+class _CountingUdp6Target(Udp6TransportTarget):  # type: ignore[misc]
+    PROTO_TRANSPORT = _CountingUdp6Transport
 
 
 def _decode(value: Any) -> SnmpValue | None:
@@ -193,14 +248,27 @@ class SnmpClient:
         return self._meter.by_peer.get((host, port), 0)
 
     async def _transport(self, target: Target, *, timeout_s: float | None = None) -> Any:
-        try:
-            return await _CountingUdpTarget.create(
-                (target.host, target.port),
-                timeout=timeout_s if timeout_s is not None else self.timeout_s,
-                retries=self.retries,
-            )
-        except Exception as error:  # pysnmp raises its own error for an unresolvable name
-            raise SnmpError(f"cannot resolve {target.host}: {error}") from error
+        # IPv4 first, as printers mostly are; a name with only an IPv6 address still works.
+        if _is_ipv6(target.host):
+            kinds = [_CountingUdp6Target]
+        else:
+            kinds = [_CountingUdpTarget, _CountingUdp6Target]
+        reasons = []
+        for kind in kinds:
+            try:
+                return await kind.create(
+                    (target.host, target.port),
+                    timeout=timeout_s if timeout_s is not None else self.timeout_s,
+                    retries=self.retries,
+                )
+            except Exception as error:  # pysnmp wraps gaierror; idna rejects malformed names
+                cause = error.__context__ if isinstance(error.__context__, OSError) else error
+                reasons.append(
+                    cause.strerror
+                    if isinstance(cause, socket.gaierror) and cause.strerror
+                    else str(cause)
+                )
+        raise UnresolvableHost(f"cannot resolve {target.host} ({reasons[0]})")
 
     async def resolve(self, target: Target) -> str:
         transport = await self._transport(target)

@@ -1,6 +1,6 @@
 """Vendor knowledge as data: names, serial-number and firmware OIDs, page counters, models.
 
-Every OID here was seen answering in one of the recordings in shared/printers (the file is named
+Every OID here was seen answering in one of the recordings in tests/data/printers (the file is named
 beside it), so each entry is checked by the tests. A vendor is chosen by the IANA enterprise
 number under sysObjectID; only that vendor's OIDs are requested, which keeps a poll small.
 """
