@@ -387,7 +387,7 @@ def _close_the_month(
         snapshots.append(copy)
     assert stack.certificate is not None
     portal = Portal(
-        url=stack.web.base_url, key_id=key_id, secret=secret, verify=str(stack.certificate.cert)
+        url=stack.web.base_url, key_id=key_id, secret=secret, verify=stack.certificate.context()
     )
     try:
         response, _ = portal.post_batch(
