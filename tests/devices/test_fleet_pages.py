@@ -4,7 +4,6 @@ through HTTP as alice (reseller admin), bob (customer admin) and charlie (foreig
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -322,16 +321,13 @@ def test_ten_thousand_devices_page_in_the_same_queries(
     )
     client = login(alice)
 
-    started = time.monotonic()
     with assert_data_queries(LIST_QUERIES):
         response = client.get(DEVICES, {"sort": "supply", "status": "online", "low": "1"})
-    elapsed = time.monotonic() - started
 
     body = response.content.decode()
     assert response.status_code == 200
     assert len(serials(response)) == 25
     assert body.count('<svg class="level-bar') == 50
-    assert elapsed < 3, f"the list took {elapsed:.1f} s at 10,000 devices"
 
 
 # --- Device detail ----------------------------------------------------------------------------
