@@ -23,7 +23,7 @@ class NumberField(forms.DecimalField):
     Django's own checks finiteness only in validate(); has_changed() compares the parsed value
     first, and comparing a signalling NaN raises InvalidOperation (a 500 from a formset)."""
 
-    def to_python(self, value: Any) -> Decimal | None:
+    def to_python(self, value: Any) -> Decimal | None:  # type: ignore[override]
         number = super().to_python(value)
         if number is not None and not number.is_finite():
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid")

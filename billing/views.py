@@ -253,7 +253,7 @@ def contract_compute(request: Any, contract_id: int) -> HttpResponse:
     form = ComputeForm(request.POST)
     if not form.is_valid():
         problems = form.errors.get("period_start") or ["Give a day of the period to compute."]
-        messages.error(request, " ".join(problems))
+        messages.error(request, " ".join(str(problem) for problem in problems))
         return redirect("contract-detail", contract_id=contract.pk)
     try:
         statement = statement_services.statement_compute(
