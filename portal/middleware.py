@@ -17,10 +17,16 @@ def _nul_fields(request: HttpRequest) -> list[str]:
     for name, values in request.GET.lists():
         if "\x00" in name or any("\x00" in value for value in values):
             fields.append(name.replace("\x00", "\\x00"))
-    # Form bodies only: Django parses nothing else into POST, so JSON and telemetry stay unread.
-    if request.method == "POST" and request.content_type in (
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
+    # Form bodies of pages only: Django parses nothing else into POST, and the API takes JSON
+    # alone (it answers a form body 415 itself), so JSON and telemetry stay unread here.
+    if (
+        request.method == "POST"
+        and not request.path.startswith("/api/")
+        and request.content_type
+        in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        )
     ):
         for name, values in request.POST.lists():
             if "\x00" in name or any("\x00" in value for value in values):

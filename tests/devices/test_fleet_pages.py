@@ -254,9 +254,10 @@ def test_bob_sees_only_his_customers_devices(
     assert other.status_code == 404
 
 
-# Session, user, the membership behind the tenant context, the second-factor check, the model,
-# customer and site filter options, the count, the page with its figures, the page's supplies.
-LIST_QUERIES = 10
+# Session, user, the membership behind the tenant context, the model, customer and site filter
+# options, the count, the page with its figures, the page's supplies. (The second factor is read
+# from the session's authentication record now, not from a query for the user's authenticators.)
+LIST_QUERIES = 9
 
 
 def _fleet_of(tenant: Tenant, size: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.test import RequestFactory
 from django.views import defaults
 
-from tests.factories import UserFactory
+from tests.factories import UserFactory, sign_in
 
 
 def test_a_role_restricted_page_answers_a_styled_403_with_the_navigation(login, bob):
@@ -46,7 +46,7 @@ def test_the_500_page_renders_without_any_context():
 
 def test_an_operator_outside_every_reseller_lands_on_the_reseller_list(client, db):
     operator = UserFactory(is_superuser=True, is_staff=True, totp=True)
-    client.force_login(operator)
+    sign_in(client, operator)  # with the second factor an operator must give
 
     response = client.get("/")
 
