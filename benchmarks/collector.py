@@ -36,10 +36,9 @@ from inkmeter_collector.snmp import Credentials, SnmpClient, Target  # noqa: E40
 from inkmeter_collector.upload import Portal  # noqa: E402
 
 from tests.collector import snmpsim_server  # noqa: E402
-from tests.collector.support import PRINTERS  # noqa: E402
+from tests.collector.support import PRINTERS, free_udp_port  # noqa: E402
 
 RECORDINGS = PRINTERS / "snmprec"
-PORT = 1161
 # 1,000 distinct agents: 50 loopback addresses x 20 ports, each serving all 20 recordings.
 FLEET_ENDPOINTS = [(f"127.0.3.{a}", 1200 + p) for a in range(1, 51) for p in range(20)]
 
@@ -52,12 +51,12 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def per_printer(communities: list[str], rounds: int) -> list[dict[str, object]]:
+async def per_printer(communities: list[str], rounds: int, port: int) -> list[dict[str, object]]:
     client = SnmpClient(timeout_s=3, retries=1)
     rows = []
     try:
         for community in communities:
-            target = Target("127.0.0.1", PORT, Credentials(community=community))
+            target = Target("127.0.0.1", port, Credentials(community=community))
             times, sizes, snapshot = [], [], None
             for _ in range(rounds):
                 result = await poll(client, target)
@@ -150,11 +149,12 @@ def main() -> int:
             figures = asyncio.run(fleet(args.printers, communities, Path(workdir)))
         print(json.dumps(figures))
         return 0
-    endpoints = [f"127.0.0.1:{PORT}", *(f"{a}:{p}" for a, p in FLEET_ENDPOINTS[: args.printers])]
+    port = free_udp_port(["127.0.0.1"])  # never another run's simulator
+    endpoints = [f"127.0.0.1:{port}", *(f"{a}:{p}" for a, p in FLEET_ENDPOINTS[: args.printers])]
     simulator = snmpsim_server.start(RECORDINGS, endpoints, timeout_s=600)
     try:
         print(f"collector benchmark, snmpsim on loopback, {len(communities)} recordings")
-        rows = asyncio.run(per_printer(communities, args.rounds))
+        rows = asyncio.run(per_printer(communities, args.rounds, port))
         print(f"\n{'printer':42} {'poll ms (median/max)':>22} {'SNMP bytes':>11}")
         for row in rows:
             print(

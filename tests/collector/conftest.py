@@ -1,8 +1,8 @@
 """Fixtures for the collector: the recordings, one SNMP simulator for the session, a stub portal.
 
 snmpsim serves every recording in tests/data/printers/snmprec on loopback only (127.0.0.1,
-127.0.1.1-4 and ::1 where the host has IPv6, UDP 1161). Without it the live tests fail when
-INKMETER_REQUIRE_SERVICES=1 and skip otherwise.
+127.0.1.1-4 and ::1 where the host has IPv6), on a UDP port free on all of them. Without it
+the live tests fail when INKMETER_REQUIRE_SERVICES=1 and skip otherwise.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from tests.collector.support import (
     MAIN_ADDRESS,
     PRINTERS,
     PROTOCOL,
-    SNMP_PORT,
     SWEEP_ADDRESSES,
     expected_printers,
+    free_udp_port,
     has_ipv6_loopback,
     require_service,
 )
@@ -49,10 +49,10 @@ def snmpsim() -> Iterator[dict[str, object]]:
     """One snmpsim-command-responder for the whole session; stopped by its own PID."""
     if not (PRINTERS / "snmprec").is_dir():
         require_service(f"recordings not found under {PRINTERS}")
-    endpoints = [f"{address}:{SNMP_PORT}" for address in (MAIN_ADDRESS, *SWEEP_ADDRESSES)]
     ipv6 = has_ipv6_loopback()
-    if ipv6:
-        endpoints.append(f"[{IPV6_ADDRESS}]:{SNMP_PORT}")
+    addresses = [MAIN_ADDRESS, *SWEEP_ADDRESSES, *([IPV6_ADDRESS] if ipv6 else [])]
+    port = free_udp_port(addresses)
+    endpoints = [f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses]
     try:
         simulator = snmpsim_server.start(PRINTERS / "snmprec", endpoints)
     except RuntimeError as error:
@@ -60,7 +60,7 @@ def snmpsim() -> Iterator[dict[str, object]]:
         return
     try:
         yield {
-            "port": SNMP_PORT,
+            "port": port,
             "address": MAIN_ADDRESS,
             "sweep": SWEEP_ADDRESSES,
             "ipv6": IPV6_ADDRESS if ipv6 else None,

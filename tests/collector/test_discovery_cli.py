@@ -165,7 +165,7 @@ def test_cli_discover_poll_run_status(
 
     status = cli("--outbox", outbox, "status")
     assert "acked_batches: 1" in status.stdout
-    assert "device R9L0309954  localhost:1161" in status.stdout
+    assert f"device R9L0309954  localhost:{snmpsim['port']}" in status.stdout
 
 
 def test_cli_reports_silent_printer(tmp_path: Path, snmpsim: dict[str, Any]) -> None:
