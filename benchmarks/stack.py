@@ -779,6 +779,13 @@ class Collector:
         if self.process is not None:
             self.process.check()
 
+    def poll_now(self) -> None:
+        """`inkmeter-collector poll-now`: the running service polls every printer at once
+        (SIGUSR1); it uploads at once only when the urgent rule fires."""
+        result = self.cli("poll-now", timeout=30)
+        if result.returncode != 0:
+            raise StackError(f"poll-now exited with {result.returncode}: {result.stderr}")
+
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             self.command(*args),

@@ -798,18 +798,25 @@ class _Store:
 
     def _alerts(self, new: list[Item]) -> None:
         # Per episode: first and last sighting, the latest severity and text, the earliest
-        # reported clearing. All are commutative, so arrival order does not matter.
-        episodes: dict[tuple[int, str, datetime], dict[str, Any]] = {}
+        # reported clearing. All are commutative, so arrival order does not matter. An episode
+        # is the sender's alert id where it gives one: a raised_at derived afresh at each
+        # report (the collector's, from sysUpTime and its own clock) must not make a restart
+        # look like a new alert. Without an id, the raised_at as reported (models.Alert).
+        episodes: dict[tuple[int, str, str, datetime], dict[str, Any]] = {}
         for item in new:
             for a in item.snapshot.alerts:
                 code = normalise.text(a.code)
+                alert_key = normalise.text(a.id)
                 episode = (
-                    a.raised_at.astimezone(UTC) if isinstance(a.raised_at, datetime) else EPOCH
+                    a.raised_at.astimezone(UTC)
+                    if not alert_key and isinstance(a.raised_at, datetime)
+                    else EPOCH
                 )
                 cleared = a.cleared_at.astimezone(UTC) if a.cleared_at is not None else None
-                e = episodes.get((item.device_id, code, episode))
+                key = (item.device_id, code, alert_key, episode)
+                e = episodes.get(key)
                 if e is None:
-                    episodes[(item.device_id, code, episode)] = {
+                    episodes[key] = {
                         "first": item.collected_at,
                         "last": item.collected_at,
                         "order": item.order,
@@ -833,6 +840,7 @@ class _Store:
                     "reseller_id",
                     "device_id",
                     "code",
+                    "alert_key",
                     "episode",
                     "severity",
                     "description",
@@ -845,6 +853,7 @@ class _Store:
                         self.reseller_id,
                         device_id,
                         code,
+                        alert_key,
                         episode,
                         e["severity"],
                         e["description"],
@@ -852,10 +861,10 @@ class _Store:
                         e["last"],
                         e["cleared"],
                     )
-                    for (device_id, code, episode), e in sorted(episodes.items())
+                    for (device_id, code, alert_key, episode), e in sorted(episodes.items())
                 ],
                 conflict=(
-                    "ON CONFLICT (device_id, code, episode) DO UPDATE SET "
+                    "ON CONFLICT (device_id, code, alert_key, episode) DO UPDATE SET "
                     f"first_seen_at = CASE WHEN EXCLUDED.first_seen_at < {t}.first_seen_at "
                     f"THEN EXCLUDED.first_seen_at ELSE {t}.first_seen_at END, "
                     f"severity = CASE WHEN EXCLUDED.last_seen_at > {t}.last_seen_at "

@@ -440,10 +440,14 @@ class MediaSource(TenantModel):
 class Alert(TenantModel):
     """An alert episode: raised by the device (or the portal's offline sweep), later cleared.
 
-    An episode is (device, code, raised_at); devices that do not report raised_at have one
-    episode per code. It is cleared by its reported cleared_at or by the first later snapshot
-    without it (a snapshot lists every active alert; none listed means none active), so the
-    outcome does not depend on arrival order.
+    An episode is (device, code, the sender's alert id) when the sender gives an id (the
+    collector builds it from the Printer-MIB alert table row, which a new raise replaces), else
+    (device, code, raised_at); a sender that reports neither has one episode per code. The key
+    never holds a time the sender derives afresh at each report (a collector's raised_at moves
+    with its clock and restarts), so such a report is the same alert, and one email. It is
+    cleared by its reported cleared_at or by the first later snapshot without it (a snapshot
+    lists every active alert; none listed means none active), so the outcome does not depend on
+    arrival order.
     """
 
     class Severity(models.TextChoices):
@@ -457,7 +461,10 @@ class Alert(TenantModel):
 
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="alerts")
     code = models.CharField(max_length=128)
-    # raised_at as reported, or the epoch when the device does not say: part of the key.
+    # The sender's id of this raise ("" when it gives none): part of the key.
+    alert_key = models.CharField(max_length=128, blank=True, default="", db_default="")
+    # Without an id: raised_at as reported, or the epoch when the device does not say. With an
+    # id: the epoch (the id alone tells episodes apart). Part of the key.
     episode = models.DateTimeField()
     severity = models.CharField(max_length=16, choices=Severity.choices)
     description = models.CharField(max_length=1000, blank=True)
@@ -471,7 +478,7 @@ class Alert(TenantModel):
         ordering = ["-first_seen_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["device", "code", "episode"], name="devices_alert_episode_once"
+                fields=["device", "code", "alert_key", "episode"], name="devices_alert_once"
             ),
         ]
         indexes = [

@@ -137,6 +137,8 @@ class Supply(Struct, kw_only=True):
 
 
 class Alert(Struct, kw_only=True):
+    # The sender's identity of this raise of the alert (protocol: "Alert identity").
+    id: Text128 = ""
     code: Text128
     severity: Literal["critical", "warning", "info"]
     description: Text1000 = ""

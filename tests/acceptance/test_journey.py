@@ -4,9 +4,12 @@ collector meet it in production.
 A reseller admin sets the collector's ranges (a network, an a-b range and a single address),
 community and intervals in the portal; the real `inkmeter-collector run` fetches that
 configuration, finds the three printers snmpsim serves from real recordings on loopback, polls
-and uploads them over HTTPS; the levels show on the device page. A toner then falls below the
-reorder point: the collector's next poll uploads at once, and the customer gets one email, however
-often the printer is polled afterwards. The customer orders from that email's link, support
+and uploads them over HTTPS; the levels show on the device page, and the reseller's support
+inbox gets one email about the printers' alerts, however often the collector restarts. A toner
+then falls below the reorder point: the poll an operator asks for (`inkmeter-collector poll-now`)
+uploads at once, well before the upload interval, while a poll with no new crossing uploads
+nothing; the customer gets one email, however often the printer is polled and uploaded
+afterwards. The customer orders from that email's link, support
 accepts and ships the order, the month closes, finance finalises the statement and the customer
 downloads it as CSV and PDF.
 
@@ -50,6 +53,7 @@ HP_TONER_LEVEL_OID = "1.3.6.1.2.1.43.11.1.1.9.1.1"  # prtMarkerSuppliesLevel.1.1
 HP_PAGES = 15232  # prtMarkerLifeCount in the recording
 UPLOAD_INTERVAL_MINUTES = 60  # the low toner must not wait for this
 CUSTOMER_EMAIL = "office@harbour.test"
+SUPPORT_INBOX = "support-inbox@acme.test"  # the reseller's: printer alerts (seed.RESELLER)
 
 
 def collector_toml(stack: Stack, *, key_id: str, secret: str, snmp_port: int) -> str:
@@ -105,6 +109,21 @@ def worker_done(stack: Stack, task: str) -> int:
     """How many runs of `task` the worker has finished."""
     text = stack.worker.log.read_text(errors="replace")
     return len(re.findall(re.escape(task) + r"\[[^\]]+\] succeeded", text))
+
+
+def collector_said(collector: Collector, text: str) -> int:
+    """How many lines of the collector's log (all its runs) contain `text`."""
+    return sum(text in line for line in collector.log.read_text(errors="replace").splitlines())
+
+
+def printer_alert_mail(stack: Stack) -> list[str]:
+    """The subjects of the printer-alert emails in the reseller's support inbox (it also gets a
+    copy of each low-supply email)."""
+    return [
+        str(m["Subject"])
+        for m in mail_to(stack, SUPPORT_INBOX)
+        if "printer alert" in str(m["Subject"])
+    ]
 
 
 def test_journey(stack: Stack, snmpsim_venv: Path, tmp_path: Path) -> None:
@@ -258,23 +277,32 @@ def _collect_and_alert(
     assert "28" in row, row
     assert str(HP_PAGES) in page.plain().replace(",", "").replace("\u202f", ""), "page count"
     assert mail_to(stack, CUSTOMER_EMAIL) == [], "no supply is low yet"
+    # The Kyocera's alert table: one email to the reseller's support inbox for its warnings.
+    alert_mail = wait_for(
+        "the reseller's printer-alert email", lambda: printer_alert_mail(stack), timeout=120
+    )
+    assert alert_mail == ["[Inkmeter] 3 new printer alert(s)"], alert_mail
+    assert collector_said(collector, "upload: FlushReport") == 1  # the upload at start
 
-    # --- The toner falls to 9 %, below the reorder point (15 %). The collector's next poll
-    # finds it; the poll interval's minimum (15 min) is beyond this test's budget, so the next
-    # poll is the one a restarted collector makes at once. Its upload must not wait for the
-    # upload interval (60 min).
+    # --- The toner falls to 9 %, below the reorder point (15 %). The next scheduled poll is
+    # 15 minutes away (the portal's minimum), the next scheduled upload 60: the operator asks
+    # the running collector to poll now, and that poll's crossing uploads at once.
     snmpsim.set_value(HP, HP_TONER_LEVEL_OID, "9")
     followups = worker_done(stack, "devices.tasks.batch_followup_task")
-    collector.stop()
-    restarted = time.monotonic()
-    collector.start()
+    asked = time.monotonic()
+    collector.poll_now()
     wait_for(
         f"the {HP_TONER} at 9 % on the device page",
         lambda: " 9" in " " + supply_row(admin.get(paths[HP]), HP_TONER),
-        timeout=120,
-        every=2,
+        timeout=120,  # the proof: far below the upload interval
+        every=1,
     )
-    assert time.monotonic() - restarted < UPLOAD_INTERVAL_MINUTES * 60
+    print(f"  the crossing reached the portal {time.monotonic() - asked:.1f} s after poll-now")
+    assert time.monotonic() - asked < UPLOAD_INTERVAL_MINUTES * 60
+    assert collector_said(collector, "poll requested") == 1
+    assert collector_said(collector, f"uploading at once: {SERIALS[HP]}: ") == 1
+    assert collector_said(collector, "upload: FlushReport") == 2
+    collector.check()  # the same process: no restart made this upload
     alerts = wait_for(
         "the customer's low-supply email",
         lambda: mail_to(stack, CUSTOMER_EMAIL),
@@ -285,26 +313,44 @@ def _collect_and_alert(
     assert HP_TONER in message["Subject"], message["Subject"]
     assert HP_TONER in body(message)
     assert "/orders/new/?supply_id=" in body(message)
-
-    # More polls of the still-low toner: still one email.
     wait_for(
         "the supply evaluation of the low poll",
         lambda: worker_done(stack, "devices.tasks.batch_followup_task") > followups,
         timeout=120,
     )
-    for _ in range(2):
-        followups = worker_done(stack, "devices.tasks.batch_followup_task")
-        collector.stop()
-        collector.start()
+
+    # --- Asked again, the toner still at 9 %: no new crossing, so the poll's snapshots wait
+    # for the upload interval. The second request's poll shows the loop went past the first
+    # one's upload decision; neither uploaded.
+    polled = collector_said(collector, "polled 3 printers")
+    followups = worker_done(stack, "devices.tasks.batch_followup_task")
+    for n in (1, 2):
+        collector.poll_now()
         wait_for(
-            "another poll's upload and evaluation",
-            lambda seen=followups: worker_done(stack, "devices.tasks.batch_followup_task") > seen,
+            f"requested poll {n} with no crossing",
+            lambda n=n: collector_said(collector, "polled 3 printers") >= polled + n,
             timeout=120,
         )
+    assert collector_said(collector, "upload: FlushReport") == 2, "no upload at once"
+    assert collector_said(collector, "uploading at once") == 1
+    assert worker_done(stack, "devices.tasks.batch_followup_task") == followups
+    collector.check()
+
+    # --- A restart uploads what waited: the still-low toner and the Kyocera's alerts reach the
+    # portal again, the alerts with a raised_at the restart moved (sysUpTime is frozen in the
+    # recording). Still one email of each kind.
+    collector.stop()
+    collector.start()
+    wait_for(
+        "the upload at the restart and its evaluation",
+        lambda: worker_done(stack, "devices.tasks.batch_followup_task") > followups,
+        timeout=120,
+    )
     time.sleep(3)  # an email the evaluation would have queued is sent within this
     assert len(mail_to(stack, CUSTOMER_EMAIL)) == 1, [
         m["Subject"] for m in mail_to(stack, CUSTOMER_EMAIL)
     ]
+    assert printer_alert_mail(stack) == alert_mail
     collector.stop()
 
 

@@ -69,6 +69,7 @@ def _state() -> dict[str, Any]:
             Alert,
             "device__serial",
             "code",
+            "alert_key",
             "episode",
             "severity",
             "first_seen_at",
@@ -88,6 +89,16 @@ def _fleet_batches(size: int = 7) -> list[tuple[str, list[dict[str, Any]]]]:
             snap.setdefault("alerts", []).append(
                 {"code": "door.open", "severity": "warning", "description": f"open {i % 9}"}
             )
+        if i % 7 in (3, 4, 5):
+            # A collector's alert: its id names the raise, its raised_at moves with each poll.
+            snap.setdefault("alerts", []).append(
+                {
+                    "id": f"1.{i // 7}:8.2:0:8",
+                    "code": "input.jam",
+                    "severity": "critical",
+                    "raised_at": snap["collected_at"],
+                }
+            )
     chunks = [snaps[i : i + size] for i in range(0, len(snaps), size)]
     return [(str(uuid.uuid4()), chunk) for chunk in chunks]
 
@@ -101,6 +112,7 @@ def test_repeated_and_shuffled_batches_store_the_same_state_as_one_ordered_pass(
     ordered = _state()
     assert len(ordered["snapshots"]) == sum(len(c) for _, c in batches)
     assert ordered["alerts"]  # the comparison covers alert episodes
+    assert {row[2] for row in ordered["alerts"]} > {""}  # keyed by id, and by raised_at
 
     # Start over and deliver everything twice, shuffled, with snapshots also re-sent in new
     # batches (a collector that lost its acknowledgement re-batches).

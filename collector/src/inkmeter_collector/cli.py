@@ -1,4 +1,4 @@
-"""`inkmeter-collector`: discover, add, poll, run, upload, status, requeue."""
+"""`inkmeter-collector`: discover, add, poll, run, poll-now, upload, status, requeue."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from inkmeter_collector import AGENT, config, discovery, printer, upload, urgent
+from inkmeter_collector import AGENT, config, control, discovery, printer, upload, urgent
 from inkmeter_collector.outbox import Outbox, utcnow
 from inkmeter_collector.poll import PollResult, poll
 from inkmeter_collector.ranges import RangeError, parse_range
@@ -113,6 +113,31 @@ def _stop_event() -> asyncio.Event:
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop.set)
     return stop
+
+
+def _poll_request_event() -> asyncio.Event:
+    """Set by SIGUSR1 (`poll-now`): the running service polls every printer at once."""
+    requested = asyncio.Event()
+    if control.SUPPORTED:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, requested.set)
+    return requested
+
+
+def _ignore_poll_requests() -> None:
+    """Past the loop, a late SIGUSR1 must not end the process (its default action)."""
+    if control.SUPPORTED:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
+
+async def _wait_any(events: Sequence[asyncio.Event], timeout: float) -> None:
+    """Until one of `events` is set or `timeout` seconds have passed."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def _installation(outbox: Outbox) -> str:
@@ -403,16 +428,44 @@ def refresh_portal_config(
 
 
 async def cmd_run(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) -> int:
+    stop = _stop_event()
+    # The handler first: a `poll-now` that finds the pid must not meet SIGUSR1's default action.
+    poll_requested = _poll_request_event()
+    pid_file = control.PidFile(control.pid_path(cfg.outbox_path))
+    try:
+        pid_file.acquire()
+    except control.AlreadyRunning as error:
+        print(error, file=sys.stderr)
+        return 1
+    try:
+        return await _run(cfg, args, outbox, stop, poll_requested)
+    finally:
+        pid_file.release()
+        _ignore_poll_requests()
+
+
+async def _run(
+    cfg: config.Config,
+    args: argparse.Namespace,
+    outbox: Outbox,
+    stop: asyncio.Event,
+    poll_requested: asyncio.Event,
+) -> int:
     base = cfg
     cfg = _cached_portal_config(cfg, outbox)
     portal = _portal(cfg)
     client = _client(cfg)
-    stop = _stop_event()
+    # Everything is due at start: configuration, discovery, a poll and an upload.
     next_config = next_discovery = next_poll = next_upload = time.monotonic()
     is_urgent = False  # an urgent batch is still waiting for its acknowledgement
     try:
         while not stop.is_set():
             now = time.monotonic()
+            if poll_requested.is_set():
+                # poll-now: a poll at once; its upload waits for the interval unless urgent.
+                poll_requested.clear()
+                log.info("poll requested (%s)", control.POLL_SIGNAL_NAME)
+                next_poll = now
             if now >= next_config:
                 cfg = await asyncio.to_thread(refresh_portal_config, cfg, base, outbox, portal)
                 next_config = now + cfg.config_interval_minutes * 60
@@ -451,19 +504,19 @@ async def cmd_run(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) 
                 )
                 log.info("upload: %s", report)
                 next_upload = now + cfg.upload_interval_minutes * 60
-                if report.stopped is None:
+                retry_at = outbox.next_attempt_at() if is_urgent else None
+                if retry_at is None:
                     is_urgent = False
                 else:
-                    retry_at = outbox.next_attempt_at()
-                    if is_urgent and retry_at is not None:
-                        # An urgent batch retries on its own backoff, not the upload interval.
-                        wait_s = (retry_at - utcnow()).total_seconds()
-                        next_upload = min(next_upload, now + max(1.0, wait_s))
+                    # An urgent batch retries on its own backoff, not the upload interval, also
+                    # when a later batch went up meanwhile. Counted from the clock now, not from
+                    # the start of this pass: the poll before it may have taken seconds.
+                    wait_s = (retry_at - utcnow()).total_seconds()
+                    next_upload = min(next_upload, time.monotonic() + max(1.0, wait_s))
             if args.once:
                 break
             wake = min(next_config, next_discovery, next_poll, next_upload)
-            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=max(1.0, wake - time.monotonic()))
+            await _wait_any([stop, poll_requested], max(1.0, wake - time.monotonic()))
     finally:
         client.close()
         if portal is not None:
@@ -485,6 +538,20 @@ def cmd_upload(cfg: config.Config, outbox: Outbox) -> int:
         f" {report.retried} to retry, {report.quarantined} quarantined"
     )
     return 0 if report.stopped is None else 1
+
+
+def cmd_poll_now(cfg: config.Config) -> int:
+    """Ask the running service (`run`) with this outbox to poll every printer at once."""
+    try:
+        pid = control.request_poll(control.pid_path(cfg.outbox_path))
+    except control.NotRunning as error:
+        print(error, file=sys.stderr)
+        return 1
+    except OSError as error:  # it exited between the check and the signal, or is not ours
+        print(f"cannot signal the collector: {error}", file=sys.stderr)
+        return 1
+    print(f"asked the collector (pid {pid}) to poll now")
+    return 0
 
 
 def cmd_status(outbox: Outbox) -> int:
@@ -532,6 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="discover, poll and upload on schedule")
     run.add_argument("--once", action="store_true", help="one cycle, then exit")
+    commands.add_parser(
+        "poll-now", help="make the running service poll now (SIGUSR1; uploads only if urgent)"
+    )
     commands.add_parser("upload", help="send what the outbox holds now")
     commands.add_parser("status", help="outbox, devices and recent warnings")
     commands.add_parser("requeue", help="give quarantined batches another try")
@@ -553,6 +623,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.outbox:
         cfg = replace(cfg, outbox_path=args.outbox)
+    if args.command == "poll-now":  # talks to the service; the outbox is the service's
+        return cmd_poll_now(cfg)
     outbox = Outbox(cfg.outbox_path, max_bytes=int(cfg.outbox_max_mb * 1024 * 1024))
     try:
         return _dispatch(cfg, args, outbox)

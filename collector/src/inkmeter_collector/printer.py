@@ -99,9 +99,13 @@ class Alert:
     severity: str
     description: str
     raised_ago_s: float | None
+    # Which raise this is (protocol, "alert identity"): its alert table row, never a time.
+    key: str = ""
 
     def to_wire(self, collected_at: datetime) -> dict[str, Any]:
         wire: dict[str, Any] = {"code": self.code, "severity": self.severity}
+        if self.key:
+            wire["id"] = self.key[:128]
         if self.description:
             wire["description"] = self.description[:1000]
         if self.raised_ago_s is not None:
@@ -490,11 +494,27 @@ def _status(readings: Readings, flags: tuple[str, ...]) -> tuple[str, str]:
     return state, detail
 
 
+def alert_key(
+    index: str, group: int, group_index: int | None, location: int | None, code: int, text: str
+) -> str:
+    """The identity of one raise of an alert: its prtAlertTable row (`hrDeviceIndex.
+    prtAlertIndex`, which the printer takes anew for every alert it adds), the subunit it names
+    (group and group index), location and code, and a digest of its description, as
+    `1.23:10.1:0:1001:e3b0c442`. No time: the raised_at derived from prtAlertTime, sysUpTime
+    and this host's clock moves between polls and restarts; this does not, so the portal sees
+    one alert (and sends one email) until the printer clears it."""
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    subunit = f"{group}.{group_index if group_index is not None else ''}"
+    where = "" if location is None else str(location)
+    return f"{index}:{subunit}:{where}:{code}:{digest}"
+
+
 def parse_alerts(readings: Readings) -> tuple[Alert, ...]:
     def col(number: int) -> dict[str, SnmpValue]:
         return _rows(readings, mib.column(mib.PRT_ALERT, number))
 
     severities, groups, codes = col(mib.ALERT_SEVERITY), col(mib.ALERT_GROUP), col(mib.ALERT_CODE)
+    group_indexes, locations = col(mib.ALERT_GROUP_INDEX), col(mib.ALERT_LOCATION)
     descriptions, times = col(mib.ALERT_DESCRIPTION), col(mib.ALERT_TIME)
     uptime = _int(readings.get(mib.SYS_UPTIME))
     alerts = []
@@ -503,14 +523,23 @@ def parse_alerts(readings: Readings) -> tuple[Alert, ...]:
         code_number = _int(codes.get(index)) or 1
         group = mib.ALERT_GROUPS.get(group_number, f"group_{group_number}")
         code = mib.ALERT_CODES.get(code_number, f"code_{code_number}")
+        description = _clean(descriptions.get(index)) or ""
         ticks = _int(times.get(index))
         ago = (uptime - ticks) / 100 if uptime is not None and ticks is not None else None
         alerts.append(
             Alert(
                 code=f"{group}.{code}",
                 severity=mib.ALERT_SEVERITY_NAMES.get(_int(severities.get(index)) or 0, "info"),
-                description=_clean(descriptions.get(index)) or "",
+                description=description,
                 raised_ago_s=ago if ago is not None and ago >= 0 else None,
+                key=alert_key(
+                    index,
+                    group_number,
+                    _int(group_indexes.get(index)),
+                    _int(locations.get(index)),
+                    code_number,
+                    description,
+                ),
             )
         )
     return tuple(alerts)

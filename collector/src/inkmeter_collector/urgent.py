@@ -2,7 +2,8 @@
 
 A snapshot is urgent when, compared with the previous poll of the same printer, a supply has
 crossed the portal's reorder threshold (level / max_capacity x 100 at or below it, as the
-portal computes it from the same wire fields) or a critical alert has appeared. A supply that
+portal computes it from the same wire fields) or a critical alert has appeared (a new `id`: a
+new row of the printer's alert table, so also one cleared and raised again between two polls). A supply that
 stays low, or an alert that stays raised, is not urgent again: only the crossing is.
 """
 
@@ -48,6 +49,9 @@ def supply_percent(supply: Mapping[str, Any]) -> float | None:
 
 
 def _alert_key(alert: Mapping[str, Any]) -> str:
+    """One raise of an alert: its id (its alert table row), else its code and description."""
+    if alert.get("id"):
+        return json.dumps(["id", alert["id"]])
     return json.dumps([alert.get("code"), alert.get("description", "")])
 
 
