@@ -15,11 +15,13 @@ For each size it builds one customer with sites of 25 printers each, a contract 
 plan (graduated mono tiers with included pages, pooled volume-priced colour, media by area, ink)
 through the billing services, and a month of counter readings: colour lasers (mono and
 colour), mono lasers, large-format printers (media area and ink), some printers that join
-during the month (prorated fees), some counter resets and some silent printers (estimated
-usage, flagged). The statement of the last closed month is computed and finalised through the
-services, then the PDF is rendered as the `pdf` queue's task renders it (the selectors'
-context, the template, WeasyPrint's layout, then writing the file), and the statement CSV
-and the month's usage export are streamed as the portal streams them.
+during the month (prorated fees), some counter resets, some silent printers (flagged) and
+some whose counters were read at different times. The statement of the last closed month is
+computed and finalised through the services, then the PDF is rendered as the `pdf` queue's
+task renders it (the selectors' context, the template, WeasyPrint's layout, then writing the
+file), and the statement CSV and the month's usage export are streamed as the portal streams
+them. Wall-clock seconds are printed beside the budget, and the process's CPU seconds beside
+them: the machine is shared, and CPU time is what the neighbours do not change.
 
 Checks that exit non-zero at any size: the PDF is a PDF, its laid-out text names every
 printer of the statement and carries the statement's total, and the CSV and the usage
@@ -70,9 +72,14 @@ def check(condition: bool, message: str) -> None:
         sys.exit(1)
 
 
+CPU: list[float] = []  # CPU seconds of this process per timed call, in order
+
+
 def timed(function: Callable[[], T]) -> tuple[T, float]:
-    started = time.perf_counter()
+    """The result and the wall-clock seconds; the process's CPU seconds go to CPU."""
+    started, cpu = time.perf_counter(), time.process_time()
     result = function()
+    CPU.append(time.process_time() - cpu)
     return result, time.perf_counter() - started
 
 
@@ -157,6 +164,7 @@ def build_statement(printers: int) -> Built:
             for s in range(max(1, -(-printers // PRINTERS_PER_SITE)))
         )
         models = ("HP Color LaserJet M555", "HP LaserJet M611", "HP DesignJet Z9+")
+        rooms = ("Reception", "Finance", "Dispatch", "Design")
         devices = Device.objects.for_tenant(ctx).bulk_create(
             Device(
                 reseller=reseller,
@@ -165,7 +173,7 @@ def build_statement(printers: int) -> Built:
                 serial=f"CNB{printers:04d}{index:05d}",
                 manufacturer="HP",
                 model=models[_kind(index)],
-                name=f"Floor {index % 7 + 1} · {('Reception', 'Finance', 'Dispatch', 'Design')[index % 4]}",
+                name=f"Floor {index % 7 + 1} · {rooms[index % 4]}",
             )
             for index in range(printers)
         )
@@ -235,10 +243,12 @@ def _readings(
                 value += per_step + (index * 7 + step * 13) % (per_step + 1)
                 if index % 41 == 3 and name == "impressions.mono" and step == steps // 2:
                     value = Decimal(120)  # a reset: flagged, never negative usage
+                # One printer in 13 reports its colour counter from another source, later.
+                late = 95 if index % 13 == 5 and name == "impressions.color" else 0
                 yield CounterReading(
                     reseller_id=reseller_id,
                     device=device,
-                    collected_at=first + timedelta(days=4 * step, minutes=index % 600),
+                    collected_at=first + timedelta(days=4 * step, minutes=index % 600 + late),
                     name=name,
                     value=value,
                 )
@@ -251,6 +261,7 @@ class Rendered:
     text: str
     lines: int
     phases: dict[str, float]
+    cpu: float
 
 
 def render_pdf(built: Built, profile: str | None) -> Rendered:
@@ -267,6 +278,7 @@ def render_pdf(built: Built, profile: str | None) -> Rendered:
     ctx = TenantContext.system(reseller=reseller)
     if profiler:
         profiler.enable()
+    CPU.clear()
     with rls.tenant(reseller.pk):
         statement = selectors.statement_get(ctx=ctx, statement_id=built.statement_id)
         context, phases["queries"] = timed(
@@ -280,7 +292,9 @@ def render_pdf(built: Built, profile: str | None) -> Rendered:
     if profiler:
         profiler.disable()
         profiler.dump_stats(profile)  # type: ignore[arg-type]
-    return Rendered(pdf, len(document.pages), laid_out_text(document), len(context["lines"]), phases)
+    return Rendered(
+        pdf, len(document.pages), laid_out_text(document), len(context["lines"]), phases, sum(CPU)
+    )
 
 
 def laid_out_text(document: Any) -> str:
@@ -362,6 +376,7 @@ def measure(printers: int, args: argparse.Namespace) -> bool:
         f" {seconds:.2f} s  (budget {budget:.0f} s, {seconds / budget:.0%} of it)"
         f"  {'OK' if pdf_ok else 'OVER BUDGET'}   load {load()}"
     )
+    print(f"        CPU of the process {rendered.cpu:.2f} s (what contention does not change)")
     print("        " + ", ".join(f"{k} {v:.2f} s" for k, v in rendered.phases.items()))
 
     (statement_rows, csv_s), (usage_rows, usage_s) = stream_csvs(built)
