@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,22 @@ class DeviceGroup:
         return sum((line.amount for line in self.lines), Decimal(0))
 
     @property
+    def read_at(self) -> tuple[datetime, datetime] | None:
+        """The times of the start and end readings when every usage line with readings was
+        read at the same two times (the usual case: one snapshot carries every counter), so
+        the printed statement says them once for the printer."""
+        times = {
+            (line.start_at, line.end_at)
+            for line in self.lines
+            if line.kind == StatementLine.Kind.USAGE
+            and (line.start_value is not None or line.end_value is not None)
+        }
+        if len(times) != 1:
+            return None
+        start, end = times.pop()
+        return (start, end) if start is not None and end is not None else None
+
+    @property
     def flags(self) -> list[str]:
         seen: list[str] = []
         for line in self.lines:
@@ -47,6 +63,62 @@ def device_groups(lines: Sequence[StatementLine]) -> list[DeviceGroup]:
             continue
         groups.setdefault(line.device.pk, DeviceGroup(device=line.device)).lines.append(line)
     return list(groups.values())
+
+
+@dataclass
+class Charge:
+    """The lines of one kind of charge added up, for the printed statement's summary."""
+
+    kind: str
+    label: str
+    lines: int = 0
+    usage: Decimal = Decimal(0)
+    allowance: Decimal = Decimal(0)
+    billable: Decimal = Decimal(0)
+    amount: Decimal = Decimal(0)
+
+
+def charge_summary(lines: Sequence[StatementLine]) -> list[Charge]:
+    """Fees, then each priced counter in statement order, then the rest (a minimum): their
+    amounts add up to the statement's net amount, which is the sum of its lines."""
+    charges: dict[tuple[str, ...], Charge] = {}
+    for line in lines:
+        if line.kind == StatementLine.Kind.FEE:
+            key: tuple[str, ...] = (line.kind,)
+            label = "Monthly device fees"
+        elif line.kind == StatementLine.Kind.USAGE:
+            key = (line.kind, line.counter, line.media_type, line.color)
+            label = line.counter_label
+        else:
+            key = (line.kind, line.rate_label)
+            label = " · ".join(p for p in (line.get_kind_display(), line.rate_label) if p)
+        charge = charges.setdefault(key, Charge(kind=line.kind, label=label))
+        charge.lines += 1
+        charge.usage += line.usage
+        charge.allowance += line.allowance
+        charge.billable += line.billable
+        charge.amount += line.amount
+    order: dict[str, int] = {StatementLine.Kind.FEE: 0, StatementLine.Kind.USAGE: 1}
+    return sorted(charges.values(), key=lambda c: order.get(c.kind, 2))  # stable
+
+
+def site_summary(sites: Sequence[Any], groups: Sequence[DeviceGroup]) -> list[dict[str, Any]]:
+    """Each site of the statement with its printers and their amount."""
+    printers: dict[int, int] = {}
+    amounts: dict[int, Decimal] = {}
+    for group in groups:
+        site_id = group.device.site_id
+        printers[site_id] = printers.get(site_id, 0) + 1
+        amounts[site_id] = amounts.get(site_id, Decimal(0)) + group.amount
+    return [
+        {
+            "name": site.name,
+            "address_lines": site.address_lines,
+            "printers": printers.get(site.pk, 0),
+            "amount": amounts.get(site.pk, Decimal(0)),
+        }
+        for site in sites
+    ]
 
 
 def _nice_max(value: Decimal) -> Decimal:
@@ -124,9 +196,12 @@ def pdf_context(context: dict[str, Any]) -> dict[str, Any]:
     reseller = context["reseller"]
     lines = context["lines"]
     logo = getattr(reseller, "logo", None)
+    groups = device_groups(lines)
     return {
         **context,
-        "groups": device_groups(lines),
+        "groups": groups,
+        "charges": charge_summary(lines),
+        "sites": site_summary(context["sites"], groups),
         "other_lines": [line for line in lines if line.device is None],
         "reseller_initials": initials(reseller.name),
         # WeasyPrint renders without a request: it reads the uploaded file itself.

@@ -1,8 +1,10 @@
 """Statement PDFs: rendered within the request when the statement is small, otherwise by a task
 on the `pdf` queue while the page and the API show the document's state.
 
-WeasyPrint took 12.5-37 s for a statement of 100 printers on the shared 2-core machine
-(docs/scale.md); gunicorn kills a request after 30 s, and each render holds a web worker.
+WeasyPrint took 12.5-37 s for a statement of 100 printers on the shared 2-core machine under
+load 7-10 before its template was tuned, and still takes about 1.5 s of CPU per 100 printers
+(benchmarks/statement_pdf.py, docs/scale.md); gunicorn kills a request after 30 s, and each
+render holds a web worker.
 The rendered document is stored in PostgreSQL, so any web process can serve it.
 """
 
@@ -22,7 +24,7 @@ from portal.tenancy import TenantContext
 
 log = logging.getLogger(__name__)
 
-# Statements with more printers than this render in a task. A printer is about one page.
+# Statements with more printers than this render in a task (about ten printers a page).
 INLINE_MAX_DEVICES = 25
 # A document pending for longer than the task may run was lost with its message: send again.
 RENDER_TIME_LIMIT = timedelta(seconds=600)

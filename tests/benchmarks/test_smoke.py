@@ -32,6 +32,7 @@ HELPERS = {"__init__.py", "stack.py", "smtp_sink.py"}
 ON_OWN_STACK = ["followups.py", "pages.py"]
 # Each benchmark's smoke test below; a new benchmark without one fails the first test.
 SMOKED = {"ingest.py", "table_sizes.py", "billing_close.py", "collector.py", "load.py"}
+SMOKED |= {"statement_pdf.py"}
 SMOKED |= set(ON_OWN_STACK)
 TIMEOUT_S = 900  # a migrate and a seeded stack on a busy 2-core machine
 
@@ -113,6 +114,13 @@ def test_ingest_and_table_sizes(scratch_database: str, broker: str) -> None:
 @pytest.mark.postgres
 def test_billing_close(scratch_database: str) -> None:
     run("billing_close.py", "--url", scratch_database)
+
+
+@pytest.mark.postgres
+def test_statement_pdf(scratch_database: str) -> None:
+    """A finalised statement of 12 printers through the services; the PDF names each one."""
+    output = run("statement_pdf.py", "--url", scratch_database)
+    assert "12 printers" in output
 
 
 @pytest.mark.xdist_group("snmpsim")

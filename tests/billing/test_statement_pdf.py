@@ -3,6 +3,8 @@ state until it is ready. Small statements keep rendering within the request (tes
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import time_machine
 from django.urls import reverse
@@ -13,6 +15,7 @@ from portal.tenancy import Role
 from tests.billing.conftest import at, read
 
 FEB = at("2026-02-01").date()
+DASH = "\N{EN DASH}"  # between the two ends of a range in the printed statement
 
 
 @pytest.fixture
@@ -158,3 +161,95 @@ def test_a_foreign_reseller_gets_404_and_nothing_is_prepared(
     assert response.status_code == 404
     assert sent == []
     assert not StatementPdf.unscoped.exists()
+
+
+def _pdf_text(content: bytes) -> tuple[int, str]:
+    """The pages and the text of a PDF, one printed line to a line, spaces normalised."""
+    import io
+
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(content))
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    return len(reader.pages), "\n".join(re.sub(r"\s+", " ", line) for line in text.splitlines())
+
+
+def test_a_statement_of_many_printers_prints_every_printer_line_and_total(
+    tenant, login, alice, contract, django_capture_on_commit_callbacks
+):
+    """40 printers on two sites render on the `pdf` queue (more than INLINE_MAX_DEVICES): the
+    document names every printer with its total, prints every line's figures, adds the charges
+    and sites up to the statement's amounts, and carries the totals."""
+    from billing import services
+    from billing.templatetags.billing import units
+    from tests.factories import DeviceFactory, SiteFactory
+
+    ctx = tenant.ctx()
+    branch = SiteFactory(customer=tenant.customer, name="Altona")
+    printers = [
+        DeviceFactory(
+            site=tenant.site if n % 2 else branch, serial=f"MANY-{n:03d}", name=f"Desk {n}"
+        )
+        for n in range(40)
+    ]
+    for n, device in enumerate(printers):
+        services.contract_device_add(
+            ctx=ctx, contract_id=contract.pk, device_id=device.pk, joined_on=FEB
+        )
+        read(device, at("2026-01-31"), 1000 + n)
+        read(device, at("2026-02-28"), 1500 + 40 * n)
+        # One printer's colour counter was read at other times: its lines carry their own.
+        hour = 9 if n == 7 else 12
+        read(device, at("2026-01-31", hour), 100, name="impressions.color")
+        read(device, at("2026-02-28", hour), 160 + n, name="impressions.color")
+    statement = statement_services.statement_compute(
+        ctx=ctx, contract_id=contract.pk, period_start=FEB
+    )
+    with time_machine.travel(at("2026-03-03")):
+        statement = statement_services.statement_finalise(
+            ctx=ctx, statement_id=statement.pk, by=None
+        )
+    client = login(alice)
+
+    with django_capture_on_commit_callbacks(execute=True) as sent:
+        assert client.get(_url(statement)).status_code == 202
+    download = client.get(_url(statement))
+
+    assert len(sent) == 1
+    pages, text = _pdf_text(download.content)
+    assert pages > 1
+    assert f"Page 1 of {pages}" in text
+    lines = list(statement.lines.select_related("device", "device__site").order_by("position"))
+    devices = {line.device for line in lines}
+    assert len(devices) == 42  # and the contract's two printers without readings
+    for device in devices:
+        amount = sum(line.amount for line in lines if line.device == device)
+        heading = f"{device.name} · {device.serial} · {device.site.name}"
+        if device in printers and device != printers[7]:
+            assert f"{heading} · readings 31 Jan 12:00 {DASH} 28 Feb 12:00 {amount}" in text
+        else:
+            assert f"{heading} {amount}" in text
+    for line in (line for line in lines if line.device in printers):
+        if line.kind == "fee":
+            row = f"Monthly device fee · 1 Feb {DASH} 28 Feb 2026 · {line.rate_label}"
+            assert f"{row} {line.unit_price:.2f} {line.amount}" in text
+            continue
+        figures = " ".join(units(f) for f in (line.usage, line.allowance, line.billable))
+        price = units(line.unit_price) if line.unit_price is not None else line.rate_label
+        tail = f"{figures} {price} {line.amount}"
+        if line.device == printers[7]:
+            when = "31 Jan 09:00" if line.counter == "impressions.color" else "31 Jan 12:00"
+            assert f"{line.counter_label} {units(line.start_value)}\n{when}\n" in text
+        else:
+            row = f"{line.counter_label} {units(line.start_value)} {units(line.end_value)}"
+            assert f"{row} {tail}" in text
+    fees = sum(line.amount for line in lines if line.kind == "fee")
+    assert f"Monthly device fees 42 {fees}" in text
+    for site in (tenant.site, branch):
+        amount = sum(line.amount for line in lines if line.device.site == site)
+        count = sum(1 for device in devices if device.site == site)
+        assert re.search(rf"^{site.name} .* {count} {amount}$", text, re.MULTILINE)
+    assert f"Net amount {statement.subtotal}" in text
+    assert f"Tax {units(statement.tax_rate)} % {statement.tax}" in text
+    assert f"Total EUR {statement.total}" in text
+    assert f"Total {statement.total} EUR" in text
