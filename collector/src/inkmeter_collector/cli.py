@@ -214,6 +214,8 @@ async def cmd_discover(cfg: config.Config, args: argparse.Namespace, outbox: Out
     finally:
         bar.close()
         client.close()
+    if not stop.is_set():
+        outbox.discovery_done()
     print(f"{len(found)} printers found", file=sys.stderr)
     return 0
 
@@ -434,6 +436,8 @@ async def cmd_run(cfg: config.Config, args: argparse.Namespace, outbox: Outbox) 
                     )
                     for item in found:
                         _remember(outbox, item)
+                    if not stop.is_set():
+                        outbox.discovery_done()
                     log.info("discovery found %d printers", len(found))
                 next_discovery = now + cfg.discovery_interval_hours * 3600
             if now >= next_poll and not stop.is_set():
