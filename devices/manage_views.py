@@ -96,13 +96,10 @@ def device_move(request: Any, device_id: int) -> HttpResponse:
                     request, f"Moved to {data['site'].customer.name} / {data['site'].name}."
                 )
                 return redirect("device-detail", device_id=device.pk)
-        site = confirm.cleaned_data.get("site") if confirm.is_bound else None
-        if site is None:
-            return render(
-                request,
-                "devices/device_move.html",
-                {"device": device, "form": DeviceMoveForm(sites=sites)},
-            )
+        site = confirm.cleaned_data.get("site")
+        if site is None:  # not one of this reseller's sites: back to the choice, with the error
+            form = DeviceMoveForm(request.POST, sites=sites)
+            return render(request, "devices/device_move.html", {"device": device, "form": form})
         plan = fleet_services.device_move_plan(ctx=ctx, device_id=device.pk, site_id=site.pk)
         return _move_confirmation(request, plan, confirm)
     form = DeviceMoveForm(request.POST or None, sites=sites)
@@ -137,7 +134,8 @@ def device_retire(request: Any, device_id: int) -> HttpResponse:
     ctx = request.ctx
     device, memberships = fleet_services.device_retire_plan(ctx=ctx, device_id=device_id)
     form = ContractDecisionForm(
-        request.POST or None, initial={"effective_on": fleet_services.today_utc()}
+        request.POST if request.method == "POST" else None,
+        initial={"effective_on": fleet_services.today_utc()},
     )
     if request.method == "POST" and form.is_valid():
         try:
