@@ -116,7 +116,10 @@ def _parse(data: bytes, plan: ImportPlan) -> list[ImportRow]:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text), dialect)
     try:
-        header = [column.strip().lower() for column in next(reader)]
+        first = next(reader)
+        while not any(cell.strip() for cell in first):  # blank lines above the header
+            first = next(reader)
+        header = [column.strip().lower() for column in first]
     except StopIteration:
         plan.errors.append("The file is empty.")
         return []
@@ -130,8 +133,7 @@ def _parse(data: bytes, plan: ImportPlan) -> list[ImportRow]:
         plan.errors.append(f"Missing column(s): {', '.join(missing)}.")
     if unknown:
         plan.errors.append(
-            f"Unknown column(s): {', '.join(repr(c) for c in unknown)}; the columns are "
-            f"{', '.join(COLUMN_LIMITS)}."
+            f"Unknown column(s): {', '.join(unknown)}; the columns are {', '.join(COLUMN_LIMITS)}."
         )
     if duplicated:
         plan.errors.append(f"Column(s) given twice: {', '.join(duplicated)}.")
@@ -165,7 +167,7 @@ def _check_cells(row: ImportRow) -> None:
         if not row.get(column):
             row.errors.append(f"{column}: required.")
     for column, limit in COLUMN_LIMITS.items():
-        if len(row.get(column)) > limit:
+        if column != "country" and len(row.get(column)) > limit:
             row.errors.append(f"{column}: at most {limit} characters.")
     country = row.get("country").upper()
     if country:
