@@ -306,11 +306,11 @@ def _collector_report(
     if source is None:
         return services.CollectorReport()
     backlog = source.outbox_backlog
-    discovered = source.last_discovery_at
-    if isinstance(discovered, msgspec.UnsetType):
-        discovered = None
-    elif discovered.tzinfo is None:
-        discovered = discovered.replace(tzinfo=UTC)
+    discovered: datetime | None = None
+    if not isinstance(source.last_discovery_at, msgspec.UnsetType):
+        discovered = source.last_discovery_at
+        if discovered.tzinfo is None:
+            discovered = discovered.replace(tzinfo=UTC)
     return services.CollectorReport(
         agent=source.agent,
         host=source.host,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -115,7 +116,7 @@ def collector_health_list(*, ctx: TenantContext) -> list[CollectorHealth]:
     )
     moment = now()
     rows = []
-    for credential in credentials:
+    for credential in cast("QuerySet[Credential]", credentials):
         minutes = collector_silence_minutes(credential)
         if credential.last_seen_at is None:
             status = "never"
@@ -125,7 +126,8 @@ def collector_health_list(*, ctx: TenantContext) -> list[CollectorHealth]:
             status = "late"
         else:
             status = "ok"
-        rows.append(CollectorHealth(credential, status, minutes, credential.devices))  # type: ignore[attr-defined]
+        devices: int = getattr(credential, "devices", 0)  # the annotation above
+        rows.append(CollectorHealth(credential, status, minutes, devices))
     order = {"silent": 0, "late": 1, "never": 2, "ok": 3}
     return sorted(rows, key=lambda row: order[row.status])
 

@@ -476,7 +476,7 @@ def test_snoozed_alert_leaves_open_counts_until_the_snooze_ends(
     alert.refresh_from_db()
     assert alert.snoozed_by == alice
     assert fleet_selectors.fleet_summary(ctx=ctx).open_alerts == 0
-    assert fleet_selectors.device_get(ctx=ctx, device_id=device.pk).open_alerts == 0  # type: ignore[attr-defined]
+    assert fleet_selectors.device_get(ctx=ctx, device_id=device.pk).open_alerts == 0
     assert "Low on staples" not in _text(client.get("/alerts/"))
     assert "Low on staples" in _text(client.get("/alerts/?snoozed=1"))
     with time_machine.travel(now() + timedelta(hours=4, minutes=1)):
