@@ -55,8 +55,25 @@ class DeviceStatus(TextChoices):
     NEVER = "never", "Never reported"
 
 
+class Lifecycle(TextChoices):
+    """Which devices a list shows: the fleet in service by default."""
+
+    ACTIVE = "active", "In service"
+    RETIRED = "retired", "Retired"
+    ALL = "all", "In service and retired"
+
+
+def alert_is_open(moment: datetime, prefix: str = "") -> Q:
+    """Open and not snoozed at `moment`: what the alert list and every open count show. An
+    acknowledged alert is still open: someone has seen it, the printer has not cleared it."""
+    return Q(**{f"{prefix}cleared_at__isnull": True}) & (
+        Q(**{f"{prefix}snoozed_until__isnull": True}) | Q(**{f"{prefix}snoozed_until__lte": moment})
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class DeviceFilter:
+    lifecycle: str = Lifecycle.ACTIVE
     customer_id: int | None = None
     site_id: int | None = None
     status: str = ""
@@ -121,9 +138,13 @@ def device_list(*, ctx: TenantContext, f: DeviceFilter | None = None) -> QuerySe
         .annotate(
             status=_status_expression(),
             lowest_supply=Min("supplies__percent"),
-            open_alerts=Count("alerts", filter=Q(alerts__cleared_at__isnull=True), distinct=True),
+            open_alerts=Count("alerts", filter=alert_is_open(now(), "alerts__"), distinct=True),
         ),
     )
+    if f.lifecycle == Lifecycle.ACTIVE:
+        qs = qs.filter(retired_at__isnull=True)
+    elif f.lifecycle == Lifecycle.RETIRED:
+        qs = qs.filter(retired_at__isnull=False)
     if f.customer_id is not None:
         qs = qs.filter(customer_id=f.customer_id)
     if f.site_id is not None:
@@ -147,7 +168,10 @@ def device_list(*, ctx: TenantContext, f: DeviceFilter | None = None) -> QuerySe
 
 
 def device_get(*, ctx: TenantContext, device_id: int) -> Device:
-    device = device_list(ctx=ctx).filter(pk=device_id).first()
+    """One device, retired or not (its page stays reachable)."""
+    device = (
+        device_list(ctx=ctx, f=DeviceFilter(lifecycle=Lifecycle.ALL)).filter(pk=device_id).first()
+    )
     if device is None:
         raise NotFoundError("No such device.")
     return device
@@ -223,7 +247,11 @@ def device_supply_history(
 
 def device_alert_list(*, ctx: TenantContext, device_id: int, is_open: bool) -> QuerySet[Alert]:
     """The device's open alerts newest first, or its cleared ones most recently cleared first."""
-    qs = Alert.objects.for_tenant(ctx).filter(device_id=device_id, cleared_at__isnull=is_open)
+    qs = (
+        Alert.objects.for_tenant(ctx)
+        .filter(device_id=device_id, cleared_at__isnull=is_open)
+        .select_related("acknowledged_by", "snoozed_by")
+    )
     if is_open:
         return qs.order_by("-first_seen_at", "-pk")
     return qs.order_by("-cleared_at", "-pk")
@@ -312,8 +340,10 @@ class SupplyFilter:
 
 def supply_list(*, ctx: TenantContext, f: SupplyFilter | None = None) -> QuerySet[Supply]:
     f = f or SupplyFilter()
-    qs = Supply.objects.for_tenant(ctx).select_related(
-        "device", "device__customer", "device__site", "forecast"
+    qs = (
+        Supply.objects.for_tenant(ctx)
+        .filter(device__retired_at__isnull=True)
+        .select_related("device", "device__customer", "device__site", "forecast")
     )
     if f.kind:
         qs = qs.filter(kind=f.kind)
@@ -336,12 +366,19 @@ def supply_choices(*, ctx: TenantContext) -> tuple[list[str], list[str]]:
     return sorted(kinds), sorted(colors)
 
 
-def alert_list(*, ctx: TenantContext, severity: str = "") -> QuerySet[Alert]:
-    """Open alerts of the fleet, newest first."""
-    qs = (
-        Alert.objects.for_tenant(ctx)
-        .filter(cleared_at__isnull=True)
-        .select_related("device", "device__customer", "device__site")
+def alert_list(
+    *, ctx: TenantContext, severity: str = "", is_snoozed: bool = False
+) -> QuerySet[Alert]:
+    """Open alerts of the devices in service, newest first; or, with `is_snoozed`, the open
+    alerts whose snooze has not ended yet."""
+    moment = now()
+    qs = Alert.objects.for_tenant(ctx).filter(device__retired_at__isnull=True)
+    if is_snoozed:
+        qs = qs.filter(cleared_at__isnull=True, snoozed_until__gt=moment)
+    else:
+        qs = qs.filter(alert_is_open(moment))
+    qs = qs.select_related(
+        "device", "device__customer", "device__site", "acknowledged_by", "snoozed_by"
     )
     if severity:
         qs = qs.filter(severity=severity)
@@ -379,15 +416,19 @@ SUPPLY_BUCKETS = [
 def fleet_summary(*, ctx: TenantContext, days: int = 30) -> FleetSummary:
     """The dashboard's figures: device states, open alerts, low supplies and pages printed
     this calendar month (UTC), with pages per day over the last `days` days."""
-    devices = Device.objects.for_tenant(ctx).aggregate(
-        total=Count("pk"),
-        online=Count("pk", filter=Q(state__is_online=True)),
-        offline=Count("pk", filter=Q(state__is_online=False)),
-        never=Count("pk", filter=Q(state__isnull=True)),
+    devices = (
+        Device.objects.for_tenant(ctx)
+        .filter(retired_at__isnull=True)
+        .aggregate(
+            total=Count("pk"),
+            online=Count("pk", filter=Q(state__is_online=True)),
+            offline=Count("pk", filter=Q(state__is_online=False)),
+            never=Count("pk", filter=Q(state__isnull=True)),
+        )
     )
     alerts = (
         Alert.objects.for_tenant(ctx)
-        .filter(cleared_at__isnull=True)
+        .filter(alert_is_open(now()), device__retired_at__isnull=True)
         .aggregate(
             total=Count("pk"), critical=Count("pk", filter=Q(severity=Alert.Severity.CRITICAL))
         )
@@ -396,8 +437,10 @@ def fleet_summary(*, ctx: TenantContext, days: int = 30) -> FleetSummary:
         f"bucket_{i}": Count("pk", filter=Q(percent__gte=low, percent__lt=high))
         for i, (_, low, high) in enumerate(SUPPLY_BUCKETS)
     }
-    levels = Supply.objects.for_tenant(ctx).aggregate(
-        low=Count("pk", filter=Q(percent__lt=LOW_SUPPLY_PERCENT)), **buckets
+    levels = (
+        Supply.objects.for_tenant(ctx)
+        .filter(device__retired_at__isnull=True)
+        .aggregate(low=Count("pk", filter=Q(percent__lt=LOW_SUPPLY_PERCENT)), **buckets)
     )
     moment = now().astimezone(UTC)
     today = moment.date()

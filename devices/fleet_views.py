@@ -13,8 +13,10 @@ from django.shortcuts import render
 from django.utils.timezone import now
 from django.views.decorators.vary import vary_on_headers
 
-from devices import charts, fleet_selectors
-from devices.fleet_selectors import DeviceFilter, DeviceStatus, SupplyFilter
+from devices import charts, fleet_selectors, selectors
+from devices.fleet_selectors import DeviceFilter, DeviceStatus, Lifecycle, SupplyFilter
+from devices.fleet_services import DEVICE_ADMIN_ROLES, FLEET_STAFF_ROLES
+from devices.forms import SNOOZE_CHOICES, DeviceNoteForm
 from devices.models import Alert
 from portal.pages import paginate
 from portal.tenancy import tenant_view
@@ -37,6 +39,7 @@ class DeviceFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *DeviceStatus.choices])
     model = forms.ChoiceField(required=False)
     low = forms.BooleanField(required=False)
+    lifecycle = forms.ChoiceField(required=False, choices=Lifecycle.choices)
     sort = forms.ChoiceField(required=False, choices=_sort_choices(fleet_selectors.DEVICE_SORTS))
 
     def __init__(self, *args: Any, customers: Any, sites: Any, models: list[str], **kw: Any):
@@ -56,6 +59,7 @@ class DeviceFilterForm(forms.Form):
         self.is_valid()
         data = self.cleaned_data
         return DeviceFilter(
+            lifecycle=data.get("lifecycle") or Lifecycle.ACTIVE,
             customer_id=data.get("customer"),
             site_id=data.get("site"),
             status=data.get("status") or "",
@@ -108,6 +112,7 @@ def device_list(request: Any) -> HttpResponse:
         "is_filtered": f != DeviceFilter(sort=f.sort),
         "sorts": _sort_links(f.sort, fleet_selectors.DEVICE_SORTS),
         "low_percent": fleet_selectors.LOW_SUPPLY_PERCENT,
+        "can_import": ctx.role in DEVICE_ADMIN_ROLES,
     }
     template = "devices/_device_table.html" if _is_partial(request) else "devices/device_list.html"
     return render(request, template, context)
@@ -172,7 +177,15 @@ def device_detail(request: Any, device_id: int) -> HttpResponse:
         )[:CLEARED_ALERTS],
         "jobs": fleet_selectors.device_job_list(ctx=ctx, device_id=device.pk)[:20],
         "low_percent": fleet_selectors.LOW_SUPPLY_PERCENT,
+        "now": now(),
+        "can_manage": ctx.role in DEVICE_ADMIN_ROLES,
+        "is_fleet_staff": ctx.role in FLEET_STAFF_ROLES,
+        "snooze_choices": SNOOZE_CHOICES,
     }
+    if ctx.role in FLEET_STAFF_ROLES:
+        # Notes are the reseller's own: customer users do not see them.
+        context["notes"] = selectors.device_note_list(ctx=ctx, device_id=device.pk)[:50]
+        context["note_form"] = DeviceNoteForm()
     return render(request, "devices/device_detail.html", context)
 
 
@@ -224,11 +237,23 @@ def supply_list(request: Any) -> HttpResponse:
 
 @tenant_view()
 def alert_list(request: Any) -> HttpResponse:
+    ctx = request.ctx
     severity = request.GET.get("severity", "")
     if severity not in Alert.Severity.values:
         severity = ""
-    page = paginate(request, fleet_selectors.alert_list(ctx=request.ctx, severity=severity))
-    context = {"page": page, "severity": severity, "severities": Alert.Severity.choices}
+    is_snoozed = request.GET.get("snoozed") == "1"
+    alerts = fleet_selectors.alert_list(ctx=ctx, severity=severity, is_snoozed=is_snoozed)
+    is_fleet_staff = ctx.role in FLEET_STAFF_ROLES
+    context = {
+        "page": paginate(request, alerts),
+        "now": now(),
+        "severity": severity,
+        "severities": Alert.Severity.choices,
+        "is_snoozed": is_snoozed,
+        "is_fleet_staff": is_fleet_staff,
+        "snooze_choices": SNOOZE_CHOICES,
+        "silent_collectors": selectors.collector_silent_count(ctx=ctx) if is_fleet_staff else 0,
+    }
     return render(request, "devices/alert_list.html", context)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from devices.fleet_services import NOTE_MAX_CHARS, SNOOZE_MAX_HOURS, ContractAction
 from devices.models import Credential, TelemetryPolicy
 
 
@@ -68,3 +69,76 @@ class CollectorConfigForm(forms.Form):
 class TelemetryPolicyForm(forms.Form):
     job_names = forms.ChoiceField(choices=TelemetryPolicy.Personal.choices)
     user_names = forms.ChoiceField(choices=TelemetryPolicy.Personal.choices)
+
+
+class DeviceRenameForm(forms.Form):
+    name = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="The portal's label, e.g. 'Reception plotter'. Empty: model and serial.",
+    )
+
+
+def _site_field(sites: Any, field: Any) -> None:
+    field.queryset = sites
+    field.label_from_instance = lambda site: f"{site.customer.name} / {site.name}"
+
+
+class DeviceMoveForm(forms.Form):
+    site: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
+        queryset=None, help_text="A site of this customer or of another of your customers."
+    )
+
+    def __init__(self, *args: Any, sites: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _site_field(sites, self.fields["site"])
+
+
+class ContractDecisionForm(forms.Form):
+    """The decision on a running contract membership; the service says when it is needed."""
+
+    contract_action = forms.ChoiceField(
+        choices=ContractAction.CHOICES, widget=forms.RadioSelect, required=False
+    )
+    effective_on = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The first day the contract no longer bills this printer.",
+    )
+
+
+class DeviceMoveConfirmForm(ContractDecisionForm):
+    site: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
+        queryset=None, widget=forms.HiddenInput
+    )
+
+    def __init__(self, *args: Any, sites: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _site_field(sites, self.fields["site"])
+
+
+class DeviceNoteForm(forms.Form):
+    body = forms.CharField(
+        label="Note", max_length=NOTE_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+SNOOZE_CHOICES = [(1, "1 hour"), (4, "4 hours"), (24, "1 day"), (72, "3 days"), (168, "1 week")]
+
+
+class AlertSnoozeForm(forms.Form):
+    hours = forms.TypedChoiceField(choices=SNOOZE_CHOICES, coerce=int)
+
+    def clean_hours(self) -> int:
+        hours: int = self.cleaned_data["hours"]
+        if not 1 <= hours <= SNOOZE_MAX_HOURS:
+            raise forms.ValidationError("Choose how long.")
+        return hours
+
+
+class DeviceImportForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text="Columns: customer, site, serial (empty for a customer or site without "
+        "printers), and optionally name, model, manufacturer, address, postal_code, city, country.",
+    )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -288,9 +289,34 @@ def batch_ingest(
             "rejected": sorted(outcome.rejected, key=lambda r: r["index"]),
         }
         store.finish(batch_pk, answer)
-        services.credential_seen(credential=credential, ip=ip)
+        services.credential_seen(
+            credential=credential, ip=ip, report=_collector_report(credential, envelope)
+        )
         transaction.on_commit(lambda: _enqueue_followup(batch_pk))
     return answer
+
+
+def _collector_report(
+    credential: Credential, envelope: wire.Envelope
+) -> services.CollectorReport | None:
+    """What a collector says about itself, for its health page; None for other senders."""
+    if credential.kind != Credential.Kind.COLLECTOR:
+        return None
+    source = envelope.source if not isinstance(envelope.source, msgspec.UnsetType) else None
+    if source is None:
+        return services.CollectorReport()
+    backlog = source.outbox_backlog
+    discovered: datetime | None = None
+    if not isinstance(source.last_discovery_at, msgspec.UnsetType):
+        discovered = source.last_discovery_at
+        if discovered.tzinfo is None:
+            discovered = discovered.replace(tzinfo=UTC)
+    return services.CollectorReport(
+        agent=source.agent,
+        host=source.host,
+        outbox_backlog=None if isinstance(backlog, msgspec.UnsetType) else backlog,
+        last_discovery_at=_utc(discovered),
+    )
 
 
 def _enqueue_followup(batch_pk: int) -> None:

@@ -90,6 +90,18 @@ class Credential(TenantModel):
     upload_interval_minutes = models.PositiveIntegerField(default=60)
     config_version = models.PositiveIntegerField(default=1)
 
+    # Collector health, from the envelope of its last batch (protocol/telemetry-v1.md, source).
+    agent = models.CharField(max_length=200, blank=True)
+    agent_host = models.CharField(max_length=255, blank=True)
+    last_batch_at = models.DateTimeField(null=True, blank=True)
+    # Snapshots the collector still held unacknowledged when it sent that batch (its own among
+    # them); None when it does not say (an older collector).
+    outbox_backlog = models.PositiveIntegerField(null=True, blank=True)
+    last_discovery_at = models.DateTimeField(null=True, blank=True)
+    # Set by collectors_silent_sweep (which emails the reseller once per silence), cleared by the
+    # collector's next request.
+    silent_since = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["customer_id", "name", "pk"]
         constraints = [
@@ -175,6 +187,9 @@ class Device(TenantModel):
     # Reports are expected this often; offline after twice as long (devices_offline_sweep).
     report_interval_minutes = models.PositiveIntegerField(default=60)
     created_at = models.DateTimeField(default=now)
+    # A retired device leaves the fleet pages, the alert counts and the offline sweep; its
+    # history stays and telemetry it still sends is stored (device_retire).
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["serial"]
@@ -473,6 +488,16 @@ class Alert(TenantModel):
     reported_cleared_at = models.DateTimeField(null=True, blank=True)
     cleared_at = models.DateTimeField(null=True, blank=True)
     notified_at = models.DateTimeField(null=True, blank=True)
+    # Someone has seen it: it stays open (and counted) until the printer clears it.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Hidden from the open alerts and their counts until then (alert_snooze).
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    snoozed_by = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["-first_seen_at", "-id"]
@@ -488,6 +513,28 @@ class Alert(TenantModel):
                 condition=Q(cleared_at__isnull=True),
                 name="devices_alert_open",
             ),
+        ]
+
+
+class DeviceNote(TenantModel):
+    """A reseller's note on a device (visits, swaps, quirks): append-only, internal."""
+
+    tenant_customer_field: ClassVar[str | None] = "device__customer"
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Kept beside the foreign key so the note keeps its author after the user's deletion.
+    author_email = models.CharField(max_length=254, blank=True)
+    body = models.TextField()
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # device_note_list shows a device's notes newest first.
+            models.Index(fields=["device", "-created_at"], name="devices_note_by_device"),
         ]
 
 

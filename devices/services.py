@@ -452,18 +452,114 @@ def _failure_reason(credential: Credential, request: SignedRequest) -> str | Non
     return None
 
 
-def credential_seen(*, credential: Credential, ip: str | None) -> None:
-    """Record when and from where a credential last reported; at most one write a minute."""
+@dataclass(frozen=True)
+class CollectorReport:
+    """What a collector says about itself in a batch's envelope (`source`)."""
+
+    agent: str = ""
+    host: str = ""
+    outbox_backlog: int | None = None
+    last_discovery_at: datetime | None = None
+
+
+def credential_seen(
+    *, credential: Credential, ip: str | None, report: CollectorReport | None = None
+) -> None:
+    """Record when and from where a credential last reported: at most one write a minute, but
+    every batch of a collector writes what it says about itself (its backlog drains batch by
+    batch, and the health page must not show a stale one), and a silent collector that speaks
+    again is no longer silent."""
     moment = now()
     if (
-        credential.last_seen_at is not None
+        report is None
+        and credential.silent_since is None
+        and credential.last_seen_at is not None
         and moment - credential.last_seen_at < timedelta(minutes=1)
         and credential.last_seen_ip == ip
     ):
         return
+    fields: dict[str, Any] = {"last_seen_at": moment, "last_seen_ip": ip, "silent_since": None}
+    if report is not None:
+        fields |= {
+            "agent": report.agent[:200],
+            "agent_host": report.host[:255],
+            "last_batch_at": moment,
+            "outbox_backlog": report.outbox_backlog,
+            "last_discovery_at": report.last_discovery_at,
+        }
     # Ingestion by credential: the credential itself is the tenant's proof.
-    Credential.unscoped.filter(pk=credential.pk).update(last_seen_at=moment, last_seen_ip=ip)
-    credential.last_seen_at, credential.last_seen_ip = moment, ip
+    Credential.unscoped.filter(pk=credential.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(credential, name, value)
+
+
+def collector_silence_minutes(credential: Credential) -> int:
+    """How long a collector may be quiet before it counts as silent: a few of its uploads, and
+    never less than COLLECTOR_SILENT_AFTER_MINUTES (uploads retry on a backoff of minutes)."""
+    return max(settings.COLLECTOR_SILENT_AFTER_MINUTES, 3 * credential.upload_interval_minutes)
+
+
+def collectors_silent_sweep(*, limit: int = 1000) -> int:
+    """Mark collectors that have fallen silent and email each reseller once per silence.
+
+    Silent: an active collector that has reported before and not since its silence threshold. A
+    collector that never reported is not silent (it may not be installed yet). The claim is a
+    conditional UPDATE of silent_since in the transaction that logs the email, so a sweep run
+    twice sends nothing twice; the collector's next request clears it (credential_seen)."""
+    from orders.email_services import emails_queue
+    from orders.models import EmailLog
+
+    moment = now()
+    floor = settings.COLLECTOR_SILENT_AFTER_MINUTES
+    # Across tenants: a beat sweep. One condition per distinct upload interval (a handful).
+    intervals = set(
+        Credential.unscoped.filter(kind=Credential.Kind.COLLECTOR)
+        .values_list("upload_interval_minutes", flat=True)
+        .distinct()
+    )
+    if not intervals:
+        return 0
+    overdue = Q()
+    for minutes in intervals:
+        overdue |= Q(
+            upload_interval_minutes=minutes,
+            last_seen_at__lt=moment - timedelta(minutes=max(floor, 3 * minutes)),
+        )
+    with transaction.atomic():
+        silent = list(
+            Credential.unscoped.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                overdue,
+                kind=Credential.Kind.COLLECTOR,
+                revoked_at__isnull=True,
+                silent_since__isnull=True,
+                reseller__is_active=True,
+            )
+            .select_related("reseller", "customer", "site")
+            .order_by("pk")[:limit]
+        )
+        if not silent:
+            return 0
+        Credential.unscoped.filter(pk__in=[c.pk for c in silent], silent_since=None).update(
+            silent_since=moment
+        )
+        by_reseller: dict[int, list[Credential]] = {}
+        for credential in silent:
+            by_reseller.setdefault(credential.reseller_id, []).append(credential)
+        for reseller_id, credentials in by_reseller.items():
+            recipient = credentials[0].reseller.support_email
+            if not recipient:
+                continue
+            emails_queue(
+                reseller_id=reseller_id,
+                customer_id=None,
+                recipients=[recipient],
+                kind=EmailLog.Kind.COLLECTOR_SILENT,
+                template="devices/email/collectors_silent.txt",
+                context={"collectors": credentials, "site_url": settings.SITE_URL},
+                subject=f"[Inkmeter] {len(credentials)} data collector(s) stopped reporting",
+            )
+    return len(silent)
 
 
 # --- Follow-up work and sweeps ------------------------------------------------------------------
@@ -493,6 +589,9 @@ def alerts_notify(*, alert_ids: list[int]) -> int:
         Alert.unscoped.filter(pk__in=[a.pk for a in claimed]).update(notified_at=now())
         by_reseller: dict[int, list[Alert]] = {}
         for alert in claimed:
+            # A retired printer that still reports is stored, not announced (device_retire).
+            if alert.device.retired_at is not None:
+                continue
             if alert.severity != Alert.Severity.INFO:
                 by_reseller.setdefault(alert.reseller_id, []).append(alert)
         for reseller_id, alerts in by_reseller.items():
@@ -571,7 +670,7 @@ def devices_offline_sweep(*, limit: int = 5000) -> int:
         # Across tenants: a beat sweep. Rows being written by ingestion are skipped this round.
         states = list(
             DeviceState.unscoped.select_for_update(skip_locked=True, of=("self",))
-            .filter(overdue, is_online=True)
+            .filter(overdue, is_online=True, device__retired_at__isnull=True)
             .values_list("device_id", "reseller_id", "last_seen_at")
             .order_by("device_id")[:limit]
         )

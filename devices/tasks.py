@@ -28,6 +28,12 @@ def devices_offline_sweep_task() -> int:
         return services.devices_offline_sweep()
 
 
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def collectors_silent_sweep_task() -> int:
+    with rls.system("the silent-collector sweep covers every reseller's collectors"):
+        return services.collectors_silent_sweep()
+
+
 @shared_task(acks_late=True, soft_time_limit=540, time_limit=600)
 def telemetry_followup_sweep_task() -> int:
     """Re-derive follow-up work whose task was lost: batches first, then stray alerts."""

@@ -1,11 +1,12 @@
 from django.urls import URLPattern, URLResolver, path
 
-from devices import api, fleet_views, ingest, views
+from devices import api, fleet_views, ingest, manage_views, views
 
 # Portal pages of the devices app.
 urlpatterns: list[URLPattern | URLResolver] = [
     path("settings/collectors/", views.credential_list, name="credential-list"),
     path("settings/collectors/new/", views.credential_create, name="credential-create"),
+    path("settings/collectors/health/", manage_views.collector_health, name="collector-health"),
     path(
         "settings/collectors/<int:credential_id>/",
         views.credential_detail,
@@ -34,6 +35,20 @@ urlpatterns: list[URLPattern | URLResolver] = [
     # Fleet pages (devices/fleet_views.py).
     path("devices/", fleet_views.device_list, name="device-list"),
     path("devices/<int:device_id>/", fleet_views.device_detail, name="device-detail"),
+    # Device management (devices/manage_views.py).
+    path("devices/import/", manage_views.device_import, name="device-import"),
+    path("devices/<int:device_id>/rename/", manage_views.device_rename, name="device-rename"),
+    path("devices/<int:device_id>/move/", manage_views.device_move, name="device-move"),
+    path("devices/<int:device_id>/retire/", manage_views.device_retire, name="device-retire"),
+    path("devices/<int:device_id>/unretire/", manage_views.device_unretire, name="device-unretire"),
+    path("devices/<int:device_id>/notes/", manage_views.device_note_add, name="device-note-add"),
+    path(
+        "alerts/<int:alert_id>/acknowledge/",
+        manage_views.alert_acknowledge,
+        name="alert-acknowledge",
+    ),
+    path("alerts/<int:alert_id>/snooze/", manage_views.alert_snooze, name="alert-snooze"),
+    path("alerts/<int:alert_id>/unsnooze/", manage_views.alert_unsnooze, name="alert-unsnooze"),
     path("supplies/", fleet_views.supply_list, name="supply-list"),
     path("alerts/", fleet_views.alert_list, name="alert-list"),
 ]

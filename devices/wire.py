@@ -48,6 +48,9 @@ class Source(Struct, kw_only=True):
     kind: Literal["collector", "direct", "simulator", "other"] | UnsetType = UNSET
     agent: Text200 = ""
     host: Text255 = ""
+    # Added compatibly: a collector's health (the portal's collector health page).
+    outbox_backlog: Annotated[int, Meta(ge=0, le=2**31 - 1)] | UnsetType = UNSET
+    last_discovery_at: datetime | UnsetType = UNSET
 
 
 class Envelope(Struct, kw_only=True):

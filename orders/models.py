@@ -310,6 +310,7 @@ class EmailLog(TenantModel):
     class Kind(models.TextChoices):
         SUPPLY_LOW = "supply_low", "Low supply"
         PRINTER_CRITICAL = "printer_critical", "Critical printer alert"
+        COLLECTOR_SILENT = "collector_silent", "Silent data collector"
         ORDER_STATUS = "order_status", "Order status"
         INVITATION = "invitation", "Invitation"
 

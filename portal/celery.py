@@ -28,6 +28,10 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "devices.tasks.devices_offline_sweep_task",
         "schedule": crontab(minute="*/5"),
     },
+    "collectors-silent-sweep": {
+        "task": "devices.tasks.collectors_silent_sweep_task",
+        "schedule": crontab(minute="*/10"),
+    },
     "telemetry-followup-sweep": {
         "task": "devices.tasks.telemetry_followup_sweep_task",
         "schedule": crontab(minute="*/2"),

@@ -50,6 +50,7 @@ SECTIONS: list[tuple[str, list[Link]]] = [
         [
             Link("Reseller", "reseller-settings", ADMIN_ROLES),
             Link("Collectors", "credential-list", ADMIN_ROLES),
+            Link("Collector health", "collector-health", ADMIN_ROLES | {Role.RESELLER_SUPPORT}),
             Link("Users", "user-list", ADMIN_ROLES),
             Link("API tokens", "api-token-list", ADMIN_ROLES),
             Link("Audit log", "audit-list", ADMIN_ROLES),

@@ -255,6 +255,9 @@ TELEMETRY_MAX_DECOMPRESSED_BYTES = env.int(
 TELEMETRY_CLOCK_SKEW_SECONDS = env.int("TELEMETRY_CLOCK_SKEW_SECONDS", default=300)
 # Direct-connect printers are expected to report this often (offline after twice as long).
 DIRECT_REPORT_INTERVAL_MINUTES = env.int("DIRECT_REPORT_INTERVAL_MINUTES", default=240)
+# A data collector quiet this long (or three of its upload intervals, if longer) counts as
+# silent: collectors_silent_sweep marks it and emails the reseller's support address once.
+COLLECTOR_SILENT_AFTER_MINUTES = env.int("COLLECTOR_SILENT_AFTER_MINUTES", default=120)
 # A batch whose follow-up task (alert mail, supply evaluation) has not run this long after the
 # batch's commit is taken over by the beat's sweep (every two minutes): the broker was down when
 # the batch came in, or the task was lost with it.

@@ -127,6 +127,7 @@ class StubPortal:
                 )
                 batch = json.loads(raw)
                 record["batch_id"] = batch.get("batch_id")
+                record["source"] = batch.get("source")
                 record["snapshot_ids"] = [s.get("snapshot_id") for s in batch.get("snapshots", [])]
                 record["schema_errors"] = [e.message for e in stub.validator.iter_errors(batch)]
                 with stub.lock:

@@ -65,6 +65,42 @@ def test_batch_is_signed_gzipped_valid_and_acknowledged_once(
     assert report.upload_bytes / len(queued) < 1024
 
 
+def test_each_batch_reports_the_backlog_left_and_the_last_discovery(
+    tmp_path: Path, portal: StubPortal
+) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    outbox.put(snapshots(5))
+    report = flush(outbox, make_portal(portal), max_snapshots=2)
+    assert report.acked == 3
+    # Counted when each batch leaves, its own snapshots among them; no sweep has run yet.
+    sources = [post["source"] for post in portal.posts]
+    sizes = [len(post["snapshot_ids"]) for post in portal.posts]
+    assert sum(sizes) == 5
+    assert [s["outbox_backlog"] for s in sources] == [5, 5 - sizes[0], 5 - sizes[0] - sizes[1]]
+    assert all("last_discovery_at" not in s for s in sources)
+    assert all(
+        s["kind"] == "collector" and s["agent"].startswith("inkmeter-collector/") for s in sources
+    )
+
+    outbox.discovery_done(now=datetime(2026, 11, 2, 6, 30, tzinfo=UTC))
+    outbox.put(snapshots(1))
+    flush(outbox, make_portal(portal))
+    last = portal.posts[-1]
+    assert last["schema_errors"] == []
+    assert last["source"]["outbox_backlog"] == 1
+    assert last["source"]["last_discovery_at"] == "2026-11-02T06:30:00+00:00"
+
+
+def test_a_quarantined_batch_is_not_backlog(tmp_path: Path, portal: StubPortal) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    outbox.put(snapshots(2))
+    portal.statuses = [400]
+    flush(outbox, make_portal(portal), backoff=NO_DELAY)
+    assert outbox.health() == {"outbox_backlog": 0}
+    outbox.put(snapshots(1))
+    assert outbox.health() == {"outbox_backlog": 1}
+
+
 def test_503_backs_off_and_resends_the_same_batch_id(tmp_path: Path, portal: StubPortal) -> None:
     outbox = Outbox(tmp_path / "o.sqlite3")
     outbox.put(snapshots(2))

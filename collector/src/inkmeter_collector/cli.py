@@ -239,6 +239,8 @@ async def cmd_discover(cfg: config.Config, args: argparse.Namespace, outbox: Out
     finally:
         bar.close()
         client.close()
+    if not stop.is_set():
+        outbox.discovery_done()
     print(f"{len(found)} printers found", file=sys.stderr)
     return 0
 
@@ -487,6 +489,8 @@ async def _run(
                     )
                     for item in found:
                         _remember(outbox, item)
+                    if not stop.is_set():
+                        outbox.discovery_done()
                     log.info("discovery found %d printers", len(found))
                 next_discovery = now + cfg.discovery_interval_hours * 3600
             if now >= next_poll and not stop.is_set():

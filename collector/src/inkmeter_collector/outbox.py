@@ -346,6 +346,24 @@ class Outbox:
             )
         ]
 
+    def discovery_done(self, *, now: datetime | None = None) -> None:
+        """A network sweep for printers finished (reported to the portal as last_discovery_at)."""
+        self.set_setting("last_discovery_at", _iso(now or utcnow()))
+
+    def health(self) -> dict[str, Any]:
+        """What the collector says about itself with each batch (protocol: `source`): the
+        snapshots not yet acknowledged (loose or in a pending batch; a quarantined batch waits
+        for `requeue`, not for the portal) and when discovery last finished."""
+        (backlog,) = self._db.execute(
+            "SELECT COUNT(*) FROM snapshot s LEFT JOIN batch b USING (batch_id)"
+            " WHERE s.batch_id IS NULL OR b.state = 'pending'"
+        ).fetchone()
+        health: dict[str, Any] = {"outbox_backlog": int(backlog)}
+        discovered = self.get_setting("last_discovery_at")
+        if discovered:
+            health["last_discovery_at"] = discovered
+        return health
+
     def stats(self) -> dict[str, int]:
         counts = dict(
             self._db.execute("SELECT state, COUNT(*) FROM batch GROUP BY state").fetchall()

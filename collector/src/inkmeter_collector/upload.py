@@ -89,20 +89,23 @@ class Portal:
         url = self.base + path
         return url, urlsplit(url).path
 
-    def encode(self, batch: Batch, *, now: datetime) -> bytes:
+    def encode(self, batch: Batch, *, now: datetime, health: dict[str, Any] | None = None) -> bytes:
+        source = {"kind": "collector", "agent": AGENT, "host": socket.gethostname()[:255]}
         body = {
             "schema": "inkmeter.telemetry/1",
             "batch_id": batch.batch_id,
             "sent_at": rfc3339(now),
-            "source": {"kind": "collector", "agent": AGENT, "host": socket.gethostname()[:255]},
+            "source": source | (health or {}),
             "snapshots": batch.snapshots,
         }
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         return gzip.compress(raw, mtime=0)
 
-    def post_batch(self, batch: Batch, *, now: datetime) -> tuple[httpx.Response, int]:
+    def post_batch(
+        self, batch: Batch, *, now: datetime, health: dict[str, Any] | None = None
+    ) -> tuple[httpx.Response, int]:
         url, path = self._url_and_path(TELEMETRY_PATH)
-        body = self.encode(batch, now=now)
+        body = self.encode(batch, now=now, health=health)
         headers = signed_headers(
             key_id=self.key_id, secret=self._secret, method="POST", path=path, body=body, now=now
         )
@@ -151,7 +154,7 @@ def flush(
             outbox.mark_acked(batch.batch_id, {"dropped": True})
             continue
         try:
-            response, size = portal.post_batch(batch, now=moment)
+            response, size = portal.post_batch(batch, now=moment, health=outbox.health())
         except httpx.HTTPError as error:
             delay = backoff.delay(batch.attempts + 1)
             outbox.mark_retry(
