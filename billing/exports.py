@@ -12,6 +12,7 @@ from django.template.loader import render_to_string
 
 from billing.models import Statement, StatementLine
 from billing.selectors import USAGE_EXPORT_COLUMNS
+from portal import formatting, labels
 from portal.csv_export import csv_lines
 
 __all__ = ["csv_lines"]  # the views and API stream through exports.csv_lines
@@ -67,7 +68,7 @@ def statement_csv_rows(
             line.position,
             line.kind,
             device.serial if device else "",
-            device.name if device else "",
+            labels.device_name(device) if device else "",
             device.site.name if device else "",
             line.counter,
             line.media_type,
@@ -109,7 +110,9 @@ def statement_pdf(context: dict[str, Any]) -> bytes:
     """The statement as a PDF: WeasyPrint renders templates/billing/statement_pdf.html."""
     from weasyprint import HTML
 
-    html = render_to_string("billing/statement_pdf.html", context)
+    # The same document whoever asks, in a request or a task: the installation's formats.
+    with formatting.override():
+        html = render_to_string("billing/statement_pdf.html", context)
     pdf: bytes = HTML(string=html).write_pdf()
     return pdf
 
