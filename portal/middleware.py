@@ -73,6 +73,9 @@ class PreferencesMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            # The API's datetimes stay in UTC for every caller (DRF renders the active zone).
+            return self.get_response(request)
         user = getattr(request, "user", None)
         signed_in = user is not None and user.is_authenticated
         locale = (getattr(user, "locale", "") if signed_in else "") or (

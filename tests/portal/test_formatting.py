@@ -161,3 +161,17 @@ def test_without_preferences_the_browser_language_and_the_default_zone_apply(
     assert "07/01/2026 10:15 PM" in english
     assert "1\u202f234\u202f567" in french
     assert "01/07/2026 22:15" in french
+
+
+@pytest.mark.django_db
+def test_the_api_keeps_utc_whatever_the_users_zone(tenant: Tenant, alice: Any, login: Any) -> None:
+    client = login(alice)
+    url = f"/api/v1/customers/{tenant.customer.pk}"
+    before = client.get(url).json()
+
+    alice.time_zone = "Asia/Tokyo"
+    alice.save(update_fields=["time_zone"])
+    after = client.get(url).json()
+
+    assert after == before
+    assert before["created_at"].endswith(("Z", "+00:00"))
