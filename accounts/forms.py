@@ -95,3 +95,28 @@ class ResellerSettingsForm(forms.Form):
         help_text="PNG or JPEG, at most 512 KiB. Printed on statements.",
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg"}),
     )
+
+
+class PreferencesForm(forms.Form):
+    """How the portal writes numbers, dates and times for the signed-in user; choices are
+    checked again by services.user_preferences_update."""
+
+    locale = forms.ChoiceField(
+        label="Numbers and dates",
+        required=False,
+        help_text="Without a choice, the portal follows your browser's language.",
+    )
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        required=False,
+        help_text="Times on every page are shown in this zone.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from portal import formatting
+
+        super().__init__(*args, **kwargs)
+        field: Any = self.fields["locale"]
+        field.choices = [("", "Follow my browser"), *formatting.locale_choices()]
+        field = self.fields["time_zone"]
+        field.choices = [("", "The portal's default"), *formatting.time_zone_choices()]

@@ -126,6 +126,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Platform operators are staff superusers; nobody else is staff.
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=now)
+    # How the portal writes numbers, dates and times for this person (portal/formatting.py):
+    # an IANA zone name and a locale code; blank takes the installation's TIME_ZONE, and the
+    # browser's languages (else DEFAULT_LOCALE).
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+    locale = models.CharField(max_length=16, blank=True, default="")
 
     objects = UserManager()
 

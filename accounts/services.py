@@ -600,6 +600,27 @@ def api_token_authenticate(*, raw: str) -> ApiToken | None:
     return token
 
 
+# --- A user's own preferences -------------------------------------------------------------------
+
+
+def user_preferences_update(*, user: User, locale: str, time_zone: str) -> User:
+    """How the portal writes numbers, dates and times for `user` (portal/formatting.py).
+    Blank keeps the default; anything else must be a known locale or IANA time zone."""
+    from portal import formatting
+
+    errors: dict[str, list[str]] = {}
+    if locale and not formatting.locale_code_valid(locale):
+        errors["locale"] = ["Choose one of the listed formats."]
+    if time_zone and not formatting.time_zone_valid(time_zone):
+        errors["time_zone"] = ["Choose a time zone from the list, such as Europe/Berlin."]
+    if errors:
+        raise DomainError("Check the preferences.", code="invalid_preferences", fields=errors)
+    user.locale, user.time_zone = locale, time_zone
+    # A person's own row, not a tenant's: no tenant scope and no tenant audit trail.
+    user.save(update_fields=["locale", "time_zone"])
+    return user
+
+
 # --- Housekeeping -------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ urlpatterns = [
     path("switch/", views.tenant_switch, name="tenant-switch"),
     path("audit/", views.audit_list, name="audit-list"),
     path("settings/reseller/", views.reseller_settings, name="reseller-settings"),
+    path("settings/preferences/", views.preferences_edit, name="user-preferences"),
     path("settings/tokens/", views.api_token_list, name="api-token-list"),
     path("settings/tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api-token-revoke"),
     path("operator/", views.operator_home, name="operator-home"),

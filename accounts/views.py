@@ -3,6 +3,7 @@ call one service or selector, render."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +13,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.timezone import now
 from django.views.decorators.http import require_POST
 
 from accounts import selectors, services
@@ -21,14 +23,15 @@ from accounts.forms import (
     CustomerForm,
     InvitationForm,
     MembershipRoleForm,
+    PreferencesForm,
     ResellerForm,
     ResellerSettingsForm,
     SiteForm,
 )
 from accounts.models import User
-from devices.fleet_views import fleet_dashboard_context
+from devices.fleet_views import customer_dashboard_context, fleet_dashboard_context
 from orders.views import low_supply_context
-from portal import ratelimit, rls
+from portal import labels, ratelimit, rls
 from portal.errors import DomainError
 from portal.pages import form_error, paginate
 from portal.tenancy import (
@@ -42,13 +45,40 @@ from portal.tenancy import (
 
 @tenant_view()
 def dashboard(request: Any) -> HttpResponse:
+    """The fleet and its supplies for everyone; the reseller's business (customers, users,
+    invitations) for reseller roles; a customer's own printers and open orders for them."""
     ctx = request.ctx
-    context: dict[str, Any] = {"counts": selectors.dashboard_counts(ctx=ctx)}
+    context: dict[str, Any] = {}
     context |= fleet_dashboard_context(ctx)
     context |= low_supply_context(ctx)
     if ctx.is_reseller_wide:
+        context["counts"] = selectors.dashboard_counts(ctx=ctx)
         context["recent_customers"] = selectors.customer_list(ctx=ctx).order_by("-created_at")[:5]
+    else:
+        context |= customer_dashboard_context(ctx)
     return render(request, "accounts/dashboard.html", context)
+
+
+@login_required
+def preferences_edit(request: Any) -> HttpResponse:
+    """The signed-in user's formats and time zone; no tenant needed (an operator has one too)."""
+    user = request.user
+    initial = {"locale": user.locale, "time_zone": user.time_zone}
+    form = PreferencesForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.user_preferences_update(
+                user=user,
+                locale=form.cleaned_data["locale"],
+                time_zone=form.cleaned_data["time_zone"],
+            )
+        except DomainError as error:
+            form_error(form, error)
+        else:
+            messages.success(request, "Preferences saved.")
+            return redirect("user-preferences")
+    context = {"form": form, "sample_moment": now(), "sample_amount": Decimal("1234.5")}
+    return render(request, "accounts/preferences.html", context)
 
 
 # --- Customers and sites ------------------------------------------------------------------------
@@ -310,7 +340,8 @@ def reseller_settings(request: Any) -> HttpResponse:
 def audit_list(request: Any) -> HttpResponse:
     action = request.GET.get("action", "").strip()
     page = paginate(request, selectors.audit_list(ctx=request.ctx, action=action), per_page=50)
-    return render(request, "accounts/audit_list.html", {"page": page, "action": action})
+    context = {"page": page, "action": action, "groups": labels.AUDIT_GROUPS.items()}
+    return render(request, "accounts/audit_list.html", context)
 
 
 @tenant_view(*ADMIN_ROLES)

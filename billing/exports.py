@@ -12,6 +12,7 @@ from django.template.loader import render_to_string
 
 from billing.models import Statement, StatementLine
 from billing.selectors import USAGE_EXPORT_COLUMNS
+from portal import formatting, labels
 from portal.csv_export import csv_lines
 
 __all__ = ["csv_lines"]  # the views and API stream through exports.csv_lines
@@ -67,7 +68,7 @@ def statement_csv_rows(
             line.position,
             line.kind,
             device.serial if device else "",
-            device.name if device else "",
+            labels.device_name(device) if device else "",
             device.site.name if device else "",
             line.counter,
             line.media_type,
@@ -112,7 +113,9 @@ def statement_pdf(context: dict[str, Any]) -> bytes:
 
 # The three phases of statement_pdf, apart for benchmarks/statement_pdf.py to time.
 def statement_pdf_html(context: dict[str, Any]) -> str:
-    return render_to_string("billing/statement_pdf.html", context)
+    # The same document whoever asks, in a request or a task: the installation's formats.
+    with formatting.override():
+        return render_to_string("billing/statement_pdf.html", context)
 
 
 def statement_pdf_document(html: str) -> Any:

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils.timezone import now
 
 from billing.pricing import MONEY, PRICE, UNITS
+from portal import labels
 from portal.errors import ConflictError
 from portal.money import CURRENCIES
 from portal.tenancy import TenantModel
@@ -41,20 +42,13 @@ def price_field(**kwargs: Any) -> Any:
     )
 
 
-# The counters of the wire contract (devices/protocol/telemetry-v1.md), as documents name them.
+# The counters of the wire contract (devices/protocol/telemetry-v1.md), as documents name them:
+# with the unit of those that are not counted in pieces (portal/labels.py has the words).
 COUNTER_LABELS = {
-    "impressions.total": "Impressions",
-    "impressions.mono": "Mono impressions",
-    "impressions.color": "Colour impressions",
-    "sheets.total": "Sheets",
-    "media.area": "Media area (m²)",
-    "media.length": "Media length (m)",
-    "ink.used": "Ink (ml)",
-    "ink.used.nongenuine": "Non-genuine ink (ml)",
-    "scan.area": "Scan area (m²)",
-    "scan.pages": "Scanned pages",
-    "copy.impressions": "Copy impressions",
-    "jobs.total": "Jobs",
+    name: f"{label} ({labels.COUNTER_UNITS[name]})"
+    if labels.COUNTER_UNITS.get(name) in ("m²", "m", "ml")
+    else label
+    for name, label in labels.COUNTERS.items()
 }
 
 

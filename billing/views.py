@@ -29,6 +29,7 @@ from billing.forms import (
     tiers_text,
 )
 from billing.models import Statement, StatementPdf
+from portal import formatting
 from portal.errors import DomainError
 from portal.pages import form_error, paginate
 from portal.tenancy import ADMIN_ROLES, CUSTOMER_ROLES, Role, tenant_view
@@ -116,7 +117,10 @@ def plan_revise(request: Any, plan_id: int) -> HttpResponse:
                 raise
             form_error(form, error)
         else:
-            messages.success(request, f"Version {version.number} from {version.effective_from}.")
+            messages.success(
+                request,
+                f"Version {version.number} applies from {formatting.date(version.effective_from)}.",
+            )
             return redirect("plan-detail", plan_id=plan.pk)
     return render(request, "billing/plan_form.html", {"form": form, "rates": rates, "plan": plan})
 
@@ -219,7 +223,9 @@ def contract_device_add(request: Any, contract_id: int) -> HttpResponse:
             raise
         messages.error(request, error.message)
     else:
-        messages.success(request, f"{membership.device} joins on {membership.joined_on}.")
+        messages.success(
+            request, f"{membership.device} joins on {formatting.date(membership.joined_on)}."
+        )
     return redirect("contract-detail", contract_id=contract.pk)
 
 

@@ -293,6 +293,31 @@ def supply_css_class(color: str) -> str:
     return "supply-other"
 
 
+# Colours for supplies without a process colour (maintenance kit, printhead, drum, fuser...),
+# handed out in order so that two of them on one device never look alike (app.css).
+OTHER_SUPPLY_CLASSES = 6
+
+
+def supply_css_classes(colors: Sequence[str]) -> list[str]:
+    """One colour class per supply of a device, no two alike: the colour's own class, the next
+    of the neutral palette for colourless supplies, and a dash pattern for a repeated colour
+    (two black cartridges), so every line of the chart and its legend entry can be told apart.
+    """
+    classes: list[str] = []
+    others = 0
+    for color in colors:
+        base = supply_css_class(color)
+        if base == "supply-other":
+            base = f"supply-other-{others % OTHER_SUPPLY_CLASSES}"
+            others += 1
+        css, repeat = base, 0
+        while css in classes:
+            repeat += 1
+            css = f"{base} series-dash-{min(repeat, 3)}"
+        classes.append(css)
+    return classes
+
+
 def level_bar(percent: float | None, *, css_class: str = "", label: str = "") -> SafeString:
     """A small upright level bar (the device list shows one per supply)."""
     title = label or "Supply level"

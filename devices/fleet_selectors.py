@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, cast
 
@@ -17,6 +17,7 @@ from django.db.models import (
     Case,
     CharField,
     Count,
+    Exists,
     F,
     Min,
     OrderBy,
@@ -31,7 +32,7 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import RowNumber
-from django.utils.timezone import now
+from django.utils.timezone import get_current_timezone, now
 
 from accounts.models import Customer, Site
 from devices.models import Alert, CounterReading, Device, DeviceState, Job, Supply, SupplyReading
@@ -266,16 +267,21 @@ def device_job_list(*, ctx: TenantContext, device_id: int) -> QuerySet[Job]:
 
 
 def _page_counts(
-    *, ctx: TenantContext, first_day: date, moment: datetime, device_id: int | None = None
+    *,
+    ctx: TenantContext,
+    first_day: date,
+    moment: datetime,
+    device_id: int | None = None,
+    tz: tzinfo = UTC,
 ) -> tuple[list[date], list[tuple[Any, ...]]]:
-    """Each device's page count at every midnight from `first_day` on and at `moment`.
+    """Each device's page count at every midnight (in `tz`) from `first_day` on and at `moment`.
 
     One index seek per device and boundary (the counter series index leads with the device), so
     the cost follows the number of devices and days, never the number of readings: a fleet that
     reports hourly has 24 readings a day that a scan of the window would have to read.
     """
     days = [first_day + timedelta(days=i) for i in range((moment.date() - first_day).days + 1)]
-    boundaries = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in days] + [moment]
+    boundaries = [datetime(d.year, d.month, d.day, tzinfo=tz) for d in days] + [moment]
     readings = CounterReading.objects.for_tenant(ctx).filter(
         device=OuterRef("pk"), name=PAGE_COUNTER, media_type="", color=""
     )
@@ -309,10 +315,12 @@ def pages_by_day(days: list[date], rows: list[tuple[Any, ...]]) -> dict[date, in
 
 
 def device_pages_by_day(*, ctx: TenantContext, device_id: int, days: int = 30) -> dict[date, int]:
-    moment = now().astimezone(UTC)
+    """Pages per calendar day of the active time zone (the user's), the last `days` days."""
+    tz = get_current_timezone()
+    moment = now().astimezone(tz)
     first_day = moment.date() - timedelta(days=days - 1)
     return pages_by_day(
-        *_page_counts(ctx=ctx, first_day=first_day, moment=moment, device_id=device_id)
+        *_page_counts(ctx=ctx, first_day=first_day, moment=moment, device_id=device_id, tz=tz)
     )
 
 
@@ -335,6 +343,10 @@ class SupplyFilter:
     kind: str = ""
     color: str = ""
     is_low: bool = False
+    # An open low-supply alert (orders app): the supply reached its reorder point.
+    is_at_reorder_point: bool = False
+    # Forecast to run empty within this many days.
+    empties_within_days: int | None = None
     sort: str = "level"
 
 
@@ -351,6 +363,14 @@ def supply_list(*, ctx: TenantContext, f: SupplyFilter | None = None) -> QuerySe
         qs = qs.filter(color=f.color)
     if f.is_low:
         qs = qs.filter(percent__lt=LOW_SUPPLY_PERCENT)
+    if f.is_at_reorder_point:
+        from orders.models import SupplyAlert
+
+        # The alert belongs to the supply, hence to the scope already applied to it.
+        open_alert = SupplyAlert.unscoped.filter(supply_id=OuterRef("pk")).exclude(status="closed")
+        qs = qs.filter(Exists(open_alert))
+    if f.empties_within_days is not None:
+        qs = qs.filter(forecast__days_to_empty__lte=f.empties_within_days)
     return qs.order_by(*_ordering(f.sort, SUPPLY_SORTS, "pk"))
 
 
@@ -401,6 +421,7 @@ class FleetSummary:
     pages_per_day: dict[date, int] = field(default_factory=dict)
     supply_levels: list[tuple[str, int]] = field(default_factory=list)
     low_supply_percent: float = LOW_SUPPLY_PERCENT
+    month_start: date | None = None
 
 
 # Buckets of the supply-level histogram: label, lower bound (inclusive), upper (exclusive).
@@ -415,7 +436,8 @@ SUPPLY_BUCKETS = [
 
 def fleet_summary(*, ctx: TenantContext, days: int = 30) -> FleetSummary:
     """The dashboard's figures: device states, open alerts, low supplies and pages printed
-    this calendar month (UTC), with pages per day over the last `days` days."""
+    this calendar month, with pages per day over the last `days` days. Months and days are
+    those of the active time zone (the user's): a day's pages are the ones they saw printed."""
     devices = (
         Device.objects.for_tenant(ctx)
         .filter(retired_at__isnull=True)
@@ -426,9 +448,10 @@ def fleet_summary(*, ctx: TenantContext, days: int = 30) -> FleetSummary:
             never=Count("pk", filter=Q(state__isnull=True)),
         )
     )
+    # Counted over the alert list's own query: the tile and the list it links to agree.
     alerts = (
-        Alert.objects.for_tenant(ctx)
-        .filter(alert_is_open(now()), device__retired_at__isnull=True)
+        alert_list(ctx=ctx)
+        .order_by()
         .aggregate(
             total=Count("pk"), critical=Count("pk", filter=Q(severity=Alert.Severity.CRITICAL))
         )
@@ -442,11 +465,12 @@ def fleet_summary(*, ctx: TenantContext, days: int = 30) -> FleetSummary:
         .filter(device__retired_at__isnull=True)
         .aggregate(low=Count("pk", filter=Q(percent__lt=LOW_SUPPLY_PERCENT)), **buckets)
     )
-    moment = now().astimezone(UTC)
+    tz = get_current_timezone()
+    moment = now().astimezone(tz)
     today = moment.date()
     month_start = today.replace(day=1)
     first_day = min(month_start, today - timedelta(days=days - 1))
-    per_day = pages_by_day(*_page_counts(ctx=ctx, first_day=first_day, moment=moment))
+    per_day = pages_by_day(*_page_counts(ctx=ctx, first_day=first_day, moment=moment, tz=tz))
     chart_start = today - timedelta(days=days - 1)
     return FleetSummary(
         devices=devices["total"],
@@ -461,4 +485,5 @@ def fleet_summary(*, ctx: TenantContext, days: int = 30) -> FleetSummary:
         supply_levels=[
             (label, levels[f"bucket_{i}"]) for i, (label, _, _) in enumerate(SUPPLY_BUCKETS)
         ],
+        month_start=month_start,
     )

@@ -18,6 +18,7 @@ from devices.fleet_selectors import DeviceFilter, DeviceStatus, Lifecycle, Suppl
 from devices.fleet_services import DEVICE_ADMIN_ROLES, FLEET_STAFF_ROLES
 from devices.forms import SNOOZE_CHOICES, DeviceNoteForm
 from devices.models import Alert
+from portal import labels
 from portal.pages import paginate
 from portal.tenancy import tenant_view
 
@@ -133,26 +134,23 @@ def device_detail(request: Any, device_id: int) -> HttpResponse:
     ctx = request.ctx
     device = fleet_selectors.device_get(ctx=ctx, device_id=device_id)
     supplies = list(device.supplies.all())  # prefetched by the selector, in supply_key order
+    css_classes = charts.supply_css_classes([supply.color for supply in supplies])
     since = now().astimezone(UTC) - timedelta(days=HISTORY_DAYS)
     history = fleet_selectors.device_supply_history(ctx=ctx, device_id=device.pk, since=since)
     series = [
         charts.Series(
-            label=supply.description or supply.color or supply.supply_key,
+            label=labels.supply_label(supply),
             points=_thin(history.get(supply.supply_key, []), CHART_POINTS),
-            css_class=charts.supply_css_class(supply.color),
+            css_class=css_class,
         )
-        for supply in supplies
+        for supply, css_class in zip(supplies, css_classes, strict=True)
     ]
     pages = fleet_selectors.device_pages_by_day(ctx=ctx, device_id=device.pk, days=HISTORY_DAYS)
     context = {
         "device": device,
         "supplies": [
-            {
-                "supply": supply,
-                "css_class": charts.supply_css_class(supply.color),
-                "is_low": _is_low(supply.percent),
-            }
-            for supply in supplies
+            {"supply": supply, "css_class": css_class, "is_low": _is_low(supply.percent)}
+            for supply, css_class in zip(supplies, css_classes, strict=True)
         ],
         "counters": fleet_selectors.device_counter_list(ctx=ctx, device_id=device.pk),
         "supply_chart": charts.line_chart(
@@ -193,6 +191,8 @@ class SupplyFilterForm(forms.Form):
     kind = forms.ChoiceField(required=False)
     color = forms.ChoiceField(required=False)
     low = forms.BooleanField(required=False)
+    reorder = forms.BooleanField(required=False)
+    days = forms.IntegerField(required=False, min_value=0, max_value=3650)
     sort = forms.ChoiceField(required=False, choices=_sort_choices(fleet_selectors.SUPPLY_SORTS))
 
     def __init__(self, *args: Any, kinds: list[str], colors: list[str], **kw: Any):
@@ -209,6 +209,8 @@ class SupplyFilterForm(forms.Form):
             kind=data.get("kind") or "",
             color=data.get("color") or "",
             is_low=bool(data.get("low")),
+            is_at_reorder_point=bool(data.get("reorder")),
+            empties_within_days=data.get("days"),
             sort=data.get("sort") or "level",
         )
 
@@ -279,4 +281,21 @@ def fleet_dashboard_context(ctx: Any) -> dict[str, Any]:
             title="Supplies by level",
             empty="No supply levels reported yet",
         ),
+    }
+
+
+# Printers on a customer's dashboard: the ones that need attention first.
+CUSTOMER_DASHBOARD_DEVICES = 8
+
+
+def customer_dashboard_context(ctx: Any) -> dict[str, Any]:
+    """A customer's dashboard: their printers, lowest supply first, and their open orders."""
+    from orders import selectors as order_selectors
+
+    devices = fleet_selectors.device_list(ctx=ctx, f=DeviceFilter(sort="supply"))
+    orders = order_selectors.order_list(ctx=ctx).filter(status__in=order_selectors.OPEN_STATUSES)
+    return {
+        "customer_devices": devices[:CUSTOMER_DASHBOARD_DEVICES],
+        "open_orders": orders[:5],
+        "low_percent": fleet_selectors.LOW_SUPPLY_PERCENT,
     }

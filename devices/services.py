@@ -19,6 +19,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.utils.timezone import now
 
 from accounts.models import Customer, Site
@@ -581,7 +583,7 @@ def alerts_notify(*, alert_ids: list[int]) -> int:
         claimed = list(
             Alert.unscoped.select_for_update(skip_locked=True, of=("self",))
             .filter(pk__in=alert_ids, notified_at=None)
-            .select_related("device", "reseller")
+            .select_related("device", "device__customer", "device__site", "reseller")
             .order_by("pk")
         )
         if not claimed:
@@ -604,8 +606,11 @@ def alerts_notify(*, alert_ids: list[int]) -> int:
                 recipients=[recipient],
                 kind=EmailLog.Kind.PRINTER_CRITICAL,
                 template="devices/email/alerts.txt",
-                context={"alerts": alerts},
-                subject=f"[Inkmeter] {len(alerts)} new printer alert(s)",
+                context={
+                    "alerts": alerts,
+                    "url": settings.SITE_URL + reverse("alert-list"),
+                },
+                subject=f"[Inkmeter] {len(alerts)} new printer alert{pluralize(len(alerts))}",
             )
     return len(claimed)
 

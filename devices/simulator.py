@@ -244,9 +244,12 @@ class Printer:
         counters = []
         for (name, media_type, color), value in sorted(self.counters.items()):
             entry: dict[str, Any] = {"name": name, "value": round(value, 2)}
-            unit = {"media.area": "m2", "media.length": "m", "ink.used": "ml"}.get(
-                name, "impressions"
-            )
+            unit = {
+                "media.area": "m2",
+                "media.length": "m",
+                "ink.used": "ml",
+                "sheets.total": "sheets",
+            }.get(name, "impressions")
             entry["unit"] = unit
             if media_type:
                 entry["media_type"] = media_type

@@ -21,7 +21,7 @@ from django.utils.timezone import now
 
 from accounts.models import Invitation, Membership
 from orders.models import EmailLog, NotificationPreference, Order, SupplyAlert
-from portal import rls
+from portal import formatting, rls
 from portal.mail import email_subject
 from portal.tenancy import CUSTOMER_ROLES
 
@@ -72,7 +72,9 @@ def emails_queue(
     invitation: Invitation | None = None,
 ) -> list[EmailLog]:
     """Log one email per recipient and send them once the caller's transaction commits."""
-    body = render_to_string(template, context)
+    # One body for every recipient, whoever's request asked for it: the installation's formats.
+    with formatting.override():
+        body = render_to_string(template, context)
     unique = list(dict.fromkeys(r.strip().lower() for r in recipients if r and r.strip()))
     # Written by services for their own tenant (a request's or a task's).
     emails = EmailLog.unscoped.bulk_create(

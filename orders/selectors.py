@@ -147,10 +147,19 @@ class LowSupplySummary:
     lowest: list[Supply]
 
 
+# The dashboard's "empty within" tile, and the supply list it links to.
+EMPTY_WITHIN_DAYS = 7
+
+
 def low_supply_summary(*, ctx: TenantContext, limit: int = 5) -> LowSupplySummary:
-    """The dashboard widget: supplies at their reorder point and the ones emptying first."""
-    alerts = SupplyAlert.objects.for_tenant(ctx).exclude(status="closed").count()
-    week = SupplyForecast.objects.for_tenant(ctx).filter(days_to_empty__lte=7).count()
+    """The dashboard widget: supplies at their reorder point and the ones emptying first.
+
+    Each figure is counted by the very selector of the list its tile links to (the supply
+    list with a filter), so a tile and its list cannot disagree."""
+    from devices.fleet_selectors import SupplyFilter, supply_list
+
+    alerts = supply_list(ctx=ctx, f=SupplyFilter(is_at_reorder_point=True)).count()
+    week = supply_list(ctx=ctx, f=SupplyFilter(empties_within_days=EMPTY_WITHIN_DAYS)).count()
     waiting = QUEUE_STATUSES if ctx.is_reseller_wide else (Order.Status.PENDING_APPROVAL,)
     orders = Order.objects.for_tenant(ctx).filter(status__in=waiting).count()
     lowest = list(

@@ -41,7 +41,7 @@ from orders.models import (
     SupplyProductMapping,
 )
 from orders.roles import ORDERING_ROLES, require
-from portal import rls
+from portal import labels, rls
 from portal.errors import ConflictError, NotFoundError
 from portal.tenancy import TenantContext
 
@@ -588,7 +588,7 @@ def supply_alert_notify(*, alert_id: int) -> bool:
         if reseller.support_email:
             recipients.append(reseller.support_email)
         supply = alert.supply
-        label = supply.description or supply.color or supply.supply_key
+        label = labels.supply_label(supply)
         context = {
             "alert": alert,
             "supply": supply,

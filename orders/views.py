@@ -374,4 +374,7 @@ def preference_edit(request: Any) -> HttpResponse:
 
 def low_supply_context(ctx: Any) -> dict[str, Any]:
     """The low-supply widget of the dashboard (accounts.views.dashboard renders it)."""
-    return {"low_supply": selectors.low_supply_summary(ctx=ctx)}
+    return {
+        "low_supply": selectors.low_supply_summary(ctx=ctx),
+        "empty_within_days": selectors.EMPTY_WITHIN_DAYS,
+    }

@@ -1,12 +1,15 @@
-"""Request-wide input hygiene that no single view should have to remember."""
+"""Request-wide concerns that no single view should have to remember: input hygiene, and the
+signed-in user's way of writing numbers and times."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.utils import timezone
 from django.utils.html import escape
 
+from portal import formatting
 from portal.api import error_body
 
 NUL_MESSAGE = "Text must not contain NUL (\\x00) characters."
@@ -59,3 +62,30 @@ class RejectNulMiddleware:
             f"<!doctype html><title>Bad request</title><h1>Bad request</h1>"
             f"<p>{escape(NUL_MESSAGE)} Remove them from: {listed}.</p>"
         )
+
+
+class PreferencesMiddleware:
+    """Formats the request's pages in the signed-in user's time zone and locale
+    (portal/formatting.py); anonymous pages in the installation's zone and the browser's
+    language. The user row is the one AuthenticationMiddleware loads: no query of its own."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            # The API's datetimes stay in UTC for every caller (DRF renders the active zone).
+            return self.get_response(request)
+        user = getattr(request, "user", None)
+        signed_in = user is not None and user.is_authenticated
+        locale = (getattr(user, "locale", "") if signed_in else "") or (
+            formatting.locale_from_accept_language(request.META.get("HTTP_ACCEPT_LANGUAGE", ""))
+            or formatting.default_locale()
+        )
+        formatting.activate(locale)
+        timezone.activate(formatting.zone_of(getattr(user, "time_zone", "") if signed_in else ""))
+        try:
+            return self.get_response(request)
+        finally:
+            formatting.deactivate()
+            timezone.deactivate()

@@ -63,3 +63,9 @@ class Money:
 
     def __str__(self) -> str:
         return f"{round_money(self.amount, self.currency):,} {self.currency}"
+
+
+def round_places(value: Decimal, places: int) -> Decimal:
+    """Half-up to `places` decimals, for showing a number (portal.formatting), never for money
+    that is stored: 2.345 at 2 places -> 2.35."""
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)

@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "portal.middleware.PreferencesMiddleware",
     "portal.tenancy.TenantMiddleware",
     "accounts.middleware.RequireMFAMiddleware",
 ]
@@ -96,6 +97,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.tenant",
             ],
+            # Numbers, money, times and labels (portal/templatetags/fmt.py) in every template.
+            "builtins": ["portal.templatetags.fmt"],
         },
     },
 ]
@@ -212,6 +215,11 @@ ACCOUNT_RATE_LIMITS = {
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Inkmeter"
+# Tell a reused code apart from a wrong one (accounts/mfa_forms.py).
+MFA_FORMS = {
+    "authenticate": "accounts.mfa_forms.MfaAuthenticateForm",
+    "reauthenticate": "accounts.mfa_forms.MfaReauthenticateForm",
+}
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
@@ -367,7 +375,10 @@ CONTENT_SECURITY_POLICY = {
 # --- Internationalisation: datetimes are aware and stored in UTC ----------------------------
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# The installation's time zone and number/date conventions (portal/formatting.py): for
+# documents and emails, and for users who chose none (they set their own under Preferences).
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+DEFAULT_LOCALE = env.str("DEFAULT_LOCALE", default="en-us")
 USE_I18N = True
 USE_TZ = True
 

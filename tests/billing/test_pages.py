@@ -184,7 +184,7 @@ def test_statement_detail_shows_lines_flags_and_a_chart_per_device(login, alice,
     assert "SN-1" in text
     assert "SN-2" in text
     assert text.count('<svg class="chart"') == 3  # SN-1 mono and colour, SN-2 mono
-    assert "firstreadinginwindow" in text  # SN-2's first reading is inside the period
+    assert "first reading inside the period" in text  # SN-2
     assert "style=" not in text  # the CSP forbids inline styles
     # Quantities print plainly: 1600.0000 is "1,600", never Decimal's "1.6E+3".
     assert ">1,600<" in text
@@ -271,6 +271,39 @@ def test_statement_csv_has_one_line_per_device_and_counter_and_defuses_formulas(
     assert rows[2]["usage"] == "1600.0000"
     assert rows[2]["amount"] == "12.50"
     assert sum(Decimal(r["amount"]) for r in rows) == draft.subtotal
+
+
+def test_statement_csv_names_every_device_even_without_a_name_of_its_own(
+    login, alice, draft, printers
+):
+    printers[0].name = ""
+    printers[0].save(update_fields=["name"])
+    printers[1].name = "Reception"
+    printers[1].save(update_fields=["name"])
+
+    response = login(alice).get(reverse("statement-csv", kwargs={"statement_id": draft.pk}))
+
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    # What the statement page calls it: its name, else its model.
+    names = {r["device_serial"]: r["device_name"] for r in rows}
+    assert names == {"SN-1": printers[0].model, "SN-2": "Reception"}
+    assert printers[0].model
+
+
+def test_statement_page_writes_money_with_symbol_and_cents_in_the_users_format(login, alice, draft):
+    client = login(alice)
+    page = reverse("statement-detail", kwargs={"statement_id": draft.pk})
+
+    english = client.get(page).content.decode()
+    alice.locale = "de-de"
+    alice.save(update_fields=["locale"])
+    german = client.get(page).content.decode()
+
+    total = f"{draft.total:,.2f}"  # 1,234.50
+    assert f"€{total}" in english
+    assert total.replace(",", " ").replace(".", ",").replace(" ", ".") + "\u00a0€" in german
+    # A rate finer than a cent keeps its digits; no amount shows Decimal's raw 8 places.
+    assert "0.00000000" not in english
 
 
 def test_statement_pdf_is_a_pdf_with_the_totals(login, alice, final):

@@ -401,7 +401,7 @@ def test_detail_shows_identity_status_gauges_charts_alerts_and_jobs(
     assert "Pages, 30 days</dt><dd>500</dd>" in body
     # Counters: the latest value of each.
     assert "1,500 impressions" in body
-    assert "12.50 m2" in body
+    assert "12.5 m²" in body  # a measure, without trailing zeros or the sender's "m2"
     # Alerts: open first, the cleared one too; jobs with hashed names hidden.
     assert body.index("Cyan cartridge missing") < body.index("Old jam")
     assert "Site plan.pdf" in body

@@ -192,7 +192,10 @@ def test_printer_alerts_are_logged_for_the_reseller_and_sent(tenant, clock):
         "support@alpha.test",
         "pending",
     )
-    assert "Critical: media.jam on" in email.body
+    # Words, not the printer's codes, and a subject that counts right.
+    assert "Critical: Paper jam" in email.body
+    assert "media.jam" not in email.body
+    assert email.subject == "[Inkmeter] 1 new printer alert"
 
     assert email_services.emails_send_sweep() == 1
     assert row(email).status == "sent"

@@ -243,7 +243,7 @@ def test_the_replacements_page_shows_the_yield_against_the_rated_one(
     assert len(rows) == 2
     newest, oldest = rows
     assert "40% → 98%" in newest
-    assert re.search(r">9750<.*>13000<.*>75%<", newest, flags=re.S)
+    assert re.search(r">9,750<.*>13,000<.*>75%<", newest, flags=re.S)
     assert "CART-3" in newest
     assert "unknown" in oldest  # the first cartridge's install was never seen
 

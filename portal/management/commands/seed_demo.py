@@ -13,6 +13,7 @@ from allauth.mfa.totp.internal.auth import TOTP
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.test.utils import override_settings
+from django.utils.text import slugify
 
 from accounts.models import Customer, Membership, Reseller, Site, User
 from portal import rls
@@ -103,8 +104,15 @@ def _quiet(*loggers: str) -> Iterator[None]:
 
 
 def _demo_email(person: str, company: str) -> str:
-    return f"{person.split()[-1].lower()}@{company.split()[0].lower()}.demo"
+    """meyer@st-anna.demo for Dr. Meyer of St. Anna Clinic: the company's first word that is not
+    an abbreviation, joined to it ("St." alone would give "st..demo")."""
+    words = company.split()
+    domain = slugify(" ".join(words[:2]) if words[0].endswith(".") else words[0])
+    return f"{slugify(person.split()[-1])}@{domain}.demo"
 
+
+# The demo's companies are in Germany: its people see times as they would.
+DEMO_TIME_ZONE = "Europe/Berlin"
 
 # Printers per demo site of the first reseller.
 DEMO_FLEET = {"Hamburg HQ": 8, "Bremen Warehouse": 4, "Munich Studio": 3, "Main building": 3}
@@ -173,7 +181,9 @@ class Command(BaseCommand):
     def _user(self, email: str, name: str, *, superuser: bool = False) -> User:
         user = User.objects.filter(email=email).first()
         if user is None:
-            user = User.objects.create_user(email, PASSWORD, full_name=name)
+            user = User.objects.create_user(
+                email, PASSWORD, full_name=name, time_zone=DEMO_TIME_ZONE
+            )
         if superuser and not user.is_superuser:
             user.is_superuser = user.is_staff = True
             user.save(update_fields=["is_superuser", "is_staff"])
