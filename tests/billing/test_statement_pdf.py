@@ -4,6 +4,8 @@ state until it is ready. Small statements keep rendering within the request (tes
 from __future__ import annotations
 
 import re
+from datetime import date
+from typing import Any
 
 import pytest
 import time_machine
@@ -11,6 +13,7 @@ from django.urls import reverse
 
 from billing import pdf_services, statement_services
 from billing.models import Statement, StatementPdf
+from portal import formatting
 from portal.tenancy import Role
 from tests.billing.conftest import at, read
 
@@ -222,34 +225,44 @@ def test_a_statement_of_many_printers_prints_every_printer_line_and_total(
     lines = list(statement.lines.select_related("device", "device__site").order_by("position"))
     devices = {line.device for line in lines}
     assert len(devices) == 42  # and the contract's two printers without readings
-    for device in devices:
-        amount = sum(line.amount for line in lines if line.device == device)
-        heading = f"{device.name} · {device.serial} · {device.site.name}"
-        if device in printers and device != printers[7]:
-            assert f"{heading} · readings 31 Jan 12:00 {DASH} 28 Feb 12:00 {amount}" in text
-        else:
-            assert f"{heading} {amount}" in text
-    for line in (line for line in lines if line.device in printers):
-        if line.kind == "fee":
-            row = f"Monthly device fee · 1 Feb {DASH} 28 Feb 2026 · {line.rate_label}"
-            assert f"{row} {line.unit_price:.2f} {line.amount}" in text
-            continue
-        figures = " ".join(units(f) for f in (line.usage, line.allowance, line.billable))
-        price = units(line.unit_price) if line.unit_price is not None else line.rate_label
-        tail = f"{figures} {price} {line.amount}"
-        if line.device == printers[7]:
-            when = "31 Jan 09:00" if line.counter == "impressions.color" else "31 Jan 12:00"
-            assert f"{line.counter_label} {units(line.start_value)}\n{when}\n" in text
-        else:
-            row = f"{line.counter_label} {units(line.start_value)} {units(line.end_value)}"
-            assert f"{row} {tail}" in text
-    fees = sum(line.amount for line in lines if line.kind == "fee")
-    assert f"Monthly device fees 42 {fees}" in text
-    for site in (tenant.site, branch):
-        amount = sum(line.amount for line in lines if line.device.site == site)
-        count = sum(1 for device in devices if device.site == site)
-        assert re.search(rf"^{site.name} .* {count} {amount}$", text, re.MULTILINE)
-    assert f"Net amount {statement.subtotal}" in text
-    assert f"Tax {units(statement.tax_rate)} % {statement.tax}" in text
-    assert f"Total EUR {statement.total}" in text
-    assert f"Total {statement.total} EUR" in text
+    with formatting.override():  # the document is in the installation's formats
+
+        def eur(value: Any) -> str:
+            return formatting.money(value, "EUR")
+
+        def moment(day: str, hour: int = 12) -> str:
+            return formatting.datetime(at(day, hour))
+
+        for device in devices:
+            amount = eur(sum(line.amount for line in lines if line.device == device))
+            heading = f"{device.name} · {device.serial} · {device.site.name}"
+            if device in printers and device != printers[7]:
+                read_at = f"{moment('2026-01-31')} {DASH} {moment('2026-02-28')}"
+                assert f"{heading} · readings {read_at} {amount}" in text
+            else:
+                assert f"{heading} {amount}" in text
+        for line in (line for line in lines if line.device in printers):
+            if line.kind == "fee":
+                days = f"{formatting.date(FEB)} {DASH} {formatting.date(date(2026, 2, 28))}"
+                row = f"Monthly device fee · {days} · {line.rate_label}"
+                assert f"{row} {eur(line.unit_price)} {eur(line.amount)}" in text
+                continue
+            figures = " ".join(units(f) for f in (line.usage, line.allowance, line.billable))
+            price = eur(line.unit_price) if line.unit_price is not None else line.rate_label
+            tail = f"{figures} {price} {eur(line.amount)}"
+            if line.device == printers[7]:
+                hour = 9 if line.counter == "impressions.color" else 12
+                start = f"{units(line.start_value)}\n{moment('2026-01-31', hour)}\n"
+                assert f"{line.counter_label} {start}" in text
+            else:
+                row = f"{line.counter_label} {units(line.start_value)} {units(line.end_value)}"
+                assert f"{row} {tail}" in text
+        fees = eur(sum(line.amount for line in lines if line.kind == "fee"))
+        assert f"Monthly device fees 42 {fees}" in text
+        for site in (tenant.site, branch):
+            amount = eur(sum(line.amount for line in lines if line.device.site == site))
+            count = sum(1 for device in devices if device.site == site)
+            assert re.search(rf"^{site.name} .* {count} {re.escape(amount)}$", text, re.MULTILINE)
+        assert f"Net amount {eur(statement.subtotal)}" in text
+        assert f"Tax {formatting.percent(statement.tax_rate, None)} {eur(statement.tax)}" in text
+        assert text.count(f"Total {eur(statement.total)}") == 2  # the summary and the totals

@@ -237,7 +237,7 @@ def test_ingestion_without_broker_loses_nothing_and_followups_run_once_it_is_bac
     assert batch.followup_done_at is not None
     assert Alert.unscoped.get().notified_at is not None
     assert len(mail.outbox) == 1
-    assert "media.jam" in mail.outbox[0].body
+    assert "Critical: Jam" in mail.outbox[0].body
 
 
 def test_offline_sweep_marks_silent_devices_and_a_report_brings_them_back(
