@@ -350,7 +350,7 @@ def warm_up() -> float:
 
 def measure(printers: int, args: argparse.Namespace) -> bool:
     from billing.models import Statement
-    from portal import rls
+    from portal import formatting, rls
 
     built = build_statement(printers)
     print(f"\n{printers:,} printers: statement built and finalised in {built.seconds:.1f} s")
@@ -361,7 +361,8 @@ def measure(printers: int, args: argparse.Namespace) -> bool:
     check(rendered.pdf.startswith(b"%PDF-"), "the PDF is not a PDF")
     missing = [serial for serial in built.serials if serial not in rendered.text]
     check(not missing, f"{len(missing)} printers missing from the PDF, e.g. {missing[:3]}")
-    total = f"{statement.total} {statement.currency}"
+    with formatting.override():  # the document is in the installation's formats
+        total = formatting.money(statement.total, statement.currency)
     check(total in rendered.text, f"the total {total} is not in the PDF")
     if args.save:
         Path(args.save).mkdir(parents=True, exist_ok=True)

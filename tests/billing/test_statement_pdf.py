@@ -252,8 +252,11 @@ def test_a_statement_of_many_printers_prints_every_printer_line_and_total(
             tail = f"{figures} {price} {eur(line.amount)}"
             if line.device == printers[7]:
                 hour = 9 if line.counter == "impressions.color" else 12
-                start = f"{units(line.start_value)}\n{moment('2026-01-31', hour)}\n"
-                assert f"{line.counter_label} {start}" in text
+                # A reading's own moment under its value: the day, then the time unbroken.
+                taken = at("2026-01-31", hour)
+                start = [units(line.start_value), formatting.date(taken), formatting.time(taken)]
+                pattern = r"{} {}\n{}\s+{}\n".format(*map(re.escape, [line.counter_label, *start]))
+                assert re.search(pattern, text)
             else:
                 row = f"{line.counter_label} {units(line.start_value)} {units(line.end_value)}"
                 assert f"{row} {tail}" in text
