@@ -21,7 +21,7 @@ dashboard read daily rollups, not raw readings. So the benchmark builds:
   are fitted to and what the supply chart draws);
 - for every device, its page counter per day for 90 days (`devices_devicepageday`) and the
   customers' pages per day (`devices_customerpageday`), by the same rebuild that the migration
-  runs over an installation's readings (`devices.page_days.page_days_rebuild`), from
+  runs over an installation's readings (`devices.rollup_services.page_days_rebuild`), from
 - raw page-counter readings: one a day for the whole fleet (what the rebuild and the billing
   code read), and hourly readings of every counter and supply for the `--detail-devices`
   devices whose detail pages are requested, with their jobs.
@@ -213,7 +213,7 @@ def build(size: Size) -> None:
         rebuild = _rollup_rebuild()
         if rebuild is not None:
             with transaction.atomic():
-                timed(timings, "page rollups from the readings (page_days_rebuild)", rebuild)
+                timed(timings, "page rollups and device figures (as the migration)", rebuild)
         timed(timings, "VACUUM ANALYZE", lambda: sql("VACUUM ANALYZE"))
         counts = sql(
             "SELECT (SELECT count(*) FROM devices_device), (SELECT count(*) FROM devices_supply),"
@@ -230,12 +230,18 @@ def build(size: Size) -> None:
 
 
 def _rollup_rebuild() -> Callable[[], Any] | None:
-    """The rebuild of the daily page rollups, where this version of the code has them."""
+    """What the migration that added the page rollups and the device figures runs, over the
+    whole history, where this version of the code has them."""
     try:
-        from devices import page_days  # type: ignore[attr-defined,unused-ignore]
+        from devices import rollup_services  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None
-    return lambda: page_days.page_days_rebuild()
+
+    def rebuild() -> None:
+        rollup_services.page_days_rebuild()
+        rollup_services.device_figures_rebuild()
+
+    return rebuild
 
 
 def _tenant() -> tuple[int, int, int]:

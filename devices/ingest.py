@@ -14,7 +14,8 @@ import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -23,7 +24,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.timezone import now
 from django.views.decorators.csrf import csrf_exempt
 
-from devices import normalise, services, wire
+from devices import normalise, rollup_services, services, wire
 from devices.models import Alert, Credential, TelemetryPolicy
 from devices.writer import Writer
 from portal import ratelimit, rls
@@ -319,6 +320,8 @@ class _Store:
         self.reseller_id = credential.reseller_id
         self.moment = moment
         self.w = Writer()
+        # How the batch changed its customer's pages per day (DevicePageDay, CustomerPageDay).
+        self.page_change: dict[date, Decimal] = {}
 
     def batch_insert(
         self, batch_id: uuid.UUID, body: bytes, encoding: str, ip: str | None, count: int
@@ -515,6 +518,15 @@ class _Store:
             self._media(new)
             self._alerts(new)
             self._jobs(new)
+            rollup_services.device_figures_refresh(device_ids=[item.device_id for item in new])
+            # Last: the customer's rows are shared by all its batches and stay locked until
+            # the commit.
+            rollup_services.customer_page_days_add(
+                w=self.w,
+                reseller_id=self.reseller_id,
+                customer_id=self.credential.customer_id,
+                change=self.page_change,
+            )
         return len(new), within_batch_duplicates + len(unique) - len(new)
 
     def _snapshot_row(self, item: Item) -> tuple[Any, ...]:
@@ -630,6 +642,19 @@ class _Store:
 
     def _counters(self, new: list[Item]) -> None:
         reseller_id = self.reseller_id
+        self.page_change = rollup_services.page_days_fold(
+            w=self.w,
+            reseller_id=reseller_id,
+            readings=[
+                rollup_services.PageReading(item.device_id, item.collected_at, value)
+                for item in new
+                for c in item.snapshot.counters
+                if c.name == rollup_services.PAGE_COUNTER
+                and not normalise.text(c.media_type)
+                and not normalise.color(c.color)
+                and (value := normalise.counter_value(c.value)) is not None
+            ],
+        )
         self.w.append_grouped(
             "devices_counterreading",
             [

@@ -23,7 +23,7 @@ from django.utils.timezone import now
 
 from accounts.models import Customer, Site
 from accounts.services import audit_record
-from devices import ip_ranges
+from devices import ip_ranges, rollup_services
 from devices.models import (
     Alert,
     AuthFailure,
@@ -596,6 +596,7 @@ def devices_offline_sweep(*, limit: int = 5000) -> int:
             ],
             ignore_conflicts=True,
         )
+        rollup_services.device_figures_refresh(device_ids=[s[0] for s in states])
     alert_ids = list(
         Alert.unscoped.filter(
             device_id__in=[s[0] for s in states], code=Alert.OFFLINE_CODE, episode=moment

@@ -181,7 +181,23 @@ class DeviceFactory(TenantFactory):
     model = "HP Color LaserJet M555"
 
 
-class DeviceStateFactory(TenantFactory):
+class _RefreshesDeviceFigures(TenantFactory):
+    """Rows that the device list's figures are computed from (DeviceState.lowest_supply_percent
+    and .open_alert_count): as ingestion does after writing them, the factory recomputes them."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _after_postgeneration(cls, instance: Any, create: bool, results: Any = None) -> None:
+        super()._after_postgeneration(instance, create, results)
+        if create:
+            from devices.rollup_services import device_figures_refresh
+
+            device_figures_refresh(device_ids=[instance.device_id])
+
+
+class DeviceStateFactory(_RefreshesDeviceFigures):
     class Meta:
         model = "devices.DeviceState"
 
@@ -195,7 +211,7 @@ class DeviceStateFactory(TenantFactory):
     is_online = True
 
 
-class SupplyFactory(TenantFactory):
+class SupplyFactory(_RefreshesDeviceFigures):
     class Meta:
         model = "devices.Supply"
 
@@ -214,7 +230,7 @@ class SupplyFactory(TenantFactory):
     observed_snapshot_id = factory.Sequence(_uuid)
 
 
-class AlertFactory(TenantFactory):
+class AlertFactory(_RefreshesDeviceFigures):
     class Meta:
         model = "devices.Alert"
 
