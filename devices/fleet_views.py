@@ -4,7 +4,7 @@ paging swap the table in place; the same URL without htmx renders the whole page
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from django import forms
@@ -19,9 +19,8 @@ from devices.models import Alert
 from portal.pages import paginate
 from portal.tenancy import tenant_view
 
+# The charts of the device page and the dashboard: a point or bar per day.
 HISTORY_DAYS = 30
-# A chart line of more points than this is thinned: the SVG stays small and the shape the same.
-CHART_POINTS = 240
 # Devices raise and clear the same alert many times; the detail shows the last few episodes.
 CLEARED_ALERTS = 5
 
@@ -39,15 +38,19 @@ class DeviceFilterForm(forms.Form):
     low = forms.BooleanField(required=False)
     sort = forms.ChoiceField(required=False, choices=_sort_choices(fleet_selectors.DEVICE_SORTS))
 
-    def __init__(self, *args: Any, customers: Any, sites: Any, models: list[str], **kw: Any):
+    def __init__(
+        self,
+        *args: Any,
+        customers: list[tuple[int, str]],
+        sites: list[tuple[int, str]],
+        models: list[str],
+        **kw: Any,
+    ):
         super().__init__(*args, **kw)
         field: Any = self.fields["customer"]
-        field.choices = [("", "All customers"), *((c.pk, c.name) for c in customers)]
+        field.choices = [("", "All customers"), *customers]
         field = self.fields["site"]
-        field.choices = [
-            ("", "All sites"),
-            *((s.pk, f"{s.customer.name} / {s.name}") for s in sites),
-        ]
+        field.choices = [("", "All sites"), *sites]
         field = self.fields["model"]
         field.choices = [("", "All models"), *((m, m) for m in models)]
 
@@ -113,27 +116,17 @@ def device_list(request: Any) -> HttpResponse:
     return render(request, template, context)
 
 
-def _thin(
-    points: list[tuple[datetime, float | None]], limit: int
-) -> list[tuple[datetime, float | None]]:
-    if len(points) <= limit:
-        return points
-    step = len(points) / limit
-    picked = [points[int(i * step)] for i in range(limit - 1)]
-    return [*picked, points[-1]]
-
-
 @tenant_view()
 def device_detail(request: Any, device_id: int) -> HttpResponse:
     ctx = request.ctx
     device = fleet_selectors.device_get(ctx=ctx, device_id=device_id)
     supplies = list(device.supplies.all())  # prefetched by the selector, in supply_key order
-    since = now().astimezone(UTC) - timedelta(days=HISTORY_DAYS)
+    since = now().astimezone(UTC).date() - timedelta(days=HISTORY_DAYS - 1)
     history = fleet_selectors.device_supply_history(ctx=ctx, device_id=device.pk, since=since)
     series = [
         charts.Series(
             label=supply.description or supply.color or supply.supply_key,
-            points=_thin(history.get(supply.supply_key, []), CHART_POINTS),
+            points=history.get(supply.pk, []),
             css_class=charts.supply_css_class(supply.color),
         )
         for supply in supplies
