@@ -518,7 +518,6 @@ class _Store:
             self._media(new)
             self._alerts(new)
             self._jobs(new)
-            rollup_services.device_figures_refresh(device_ids=[item.device_id for item in new])
             # Last: the customer's rows are shared by all its batches and stay locked until
             # the commit.
             rollup_services.customer_page_days_add(
@@ -581,6 +580,7 @@ class _Store:
                     total,
                     True,
                     None,
+                    *_figures(snap),
                 )
             )
         advanced = self.w.upsert_latest(
@@ -600,6 +600,8 @@ class _Store:
                 "impressions_total",
                 "is_online",
                 "offline_since",
+                "lowest_supply_percent",
+                "open_alert_count",
             ],
             rows,
             key=["device_id"],
@@ -693,12 +695,7 @@ class _Store:
         for item in new:
             rows = []
             for s in item.snapshot.supplies:
-                level = normalise.finite(s.level)
-                capacity = normalise.finite(s.max_capacity)
-                state = normalise.level_state(
-                    level, s.level_state if isinstance(s.level_state, str) else None
-                )
-                values = (level, capacity, state, normalise.supply_percent(level, capacity, state))
+                values = _supply_values(s)
                 rows.append((normalise.text(s.id), *values, normalise.text(s.serial)))
                 key = (item.device_id, s.id)
                 if key not in latest or latest[key][0].order < item.order:
@@ -827,10 +824,7 @@ class _Store:
         episodes: dict[tuple[int, str, datetime], dict[str, Any]] = {}
         for item in new:
             for a in item.snapshot.alerts:
-                code = normalise.text(a.code)
-                episode = (
-                    a.raised_at.astimezone(UTC) if isinstance(a.raised_at, datetime) else EPOCH
-                )
+                code, episode = _alert_key(a)
                 cleared = a.cleared_at.astimezone(UTC) if a.cleared_at is not None else None
                 e = episodes.get((item.device_id, code, episode))
                 if e is None:
@@ -994,6 +988,30 @@ class _Store:
 
 
 msgspec_unset_type = type(wire.UNSET)
+
+
+def _supply_values(s: wire.Supply) -> tuple[float | None, float | None, str, float | None]:
+    """A reported supply's level, capacity, level state and percentage, as stored."""
+    level = normalise.finite(s.level)
+    capacity = normalise.finite(s.max_capacity)
+    state = normalise.level_state(level, s.level_state if isinstance(s.level_state, str) else None)
+    return level, capacity, state, normalise.supply_percent(level, capacity, state)
+
+
+def _alert_key(a: wire.Alert) -> tuple[str, datetime]:
+    """An alert's episode: its code and when it was raised (the epoch when not reported)."""
+    episode = a.raised_at.astimezone(UTC) if isinstance(a.raised_at, datetime) else EPOCH
+    return normalise.text(a.code), episode
+
+
+def _figures(snap: wire.Snapshot) -> tuple[float | None, int]:
+    """The device list's figures of a device's latest report (DeviceState): the lowest level
+    of the supplies it reported and how many alerts it listed as active. A snapshot lists
+    every supply and every active alert, and the alerts it does not list are cleared, so these
+    are the open alerts and the supplies' levels once the snapshot is stored."""
+    percents = [p for s in snap.supplies if (p := _supply_values(s)[3]) is not None]
+    active = {_alert_key(a) for a in snap.alerts if a.cleared_at is None}
+    return (min(percents) if percents else None), len(active)
 
 
 def _utc(value: datetime | None) -> datetime | None:

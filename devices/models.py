@@ -221,9 +221,10 @@ class DeviceState(TenantModel):
     is_online = models.BooleanField(default=True)
     offline_since = models.DateTimeField(null=True, blank=True)
     # The device list's per-row figures, so that it sorts and filters by them without reading
-    # every supply and alert of the fleet: the lowest level of the device's supplies and its
-    # open alerts, recomputed by whatever changes those (devices/rollup_services.py,
-    # `device_figures_refresh`: ingestion and the offline sweep).
+    # every supply and alert of the fleet: the lowest level among the supplies of the latest
+    # report and the alerts it listed as active (a snapshot lists all of both, and clears the
+    # alerts it does not list), written with the rest of the row; the offline sweep adds its
+    # alert. devices/rollup_services.py computes them from the stored rows (the migration).
     lowest_supply_percent = models.FloatField(null=True)
     open_alert_count = models.PositiveIntegerField(default=0, db_default=0)
 

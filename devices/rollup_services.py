@@ -6,8 +6,9 @@ page instead of the readings, or every supply and alert of the fleet (issue 12, 
   then `customer_page_days_add` last in its transaction), and `page_days_rebuild` computes
   them from the readings (after the migration that added them, and for tests);
 - `DeviceState.lowest_supply_percent` and `.open_alert_count`, the device list's per-row
-  figures: recomputed from the supplies and alerts by whatever changed those
-  (`device_figures_refresh`: ingestion, the offline sweep).
+  figures: ingestion writes them with the state row, from the latest report; here they are
+  computed from the stored supplies and alerts (`device_figures_refresh`, for the migration
+  that added them and for test data written without ingestion).
 
 The daily rows depend only on which readings are stored, not on the order they arrived in: a
 late, repeated or shuffled batch leaves the rows that one ordered delivery would, as the rebuild
@@ -259,8 +260,8 @@ _FIGURES_CHUNK = 1000
 
 
 def device_figures_refresh(*, device_ids: Sequence[int]) -> None:
-    """Recompute the lowest supply level and the open alerts of these devices' state rows, in
-    the caller's transaction and scope (after it changed their supplies or alerts)."""
+    """Compute the lowest supply level and the open alerts of these devices' state rows from
+    their stored supplies and alerts, in the caller's transaction and scope."""
     ids = sorted(set(device_ids))
     with connection.cursor() as cursor:
         for start in range(0, len(ids), _FIGURES_CHUNK):

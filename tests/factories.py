@@ -183,7 +183,8 @@ class DeviceFactory(TenantFactory):
 
 class _RefreshesDeviceFigures(TenantFactory):
     """Rows that the device list's figures are computed from (DeviceState.lowest_supply_percent
-    and .open_alert_count): as ingestion does after writing them, the factory recomputes them."""
+    and .open_alert_count): ingestion writes the figures with each report; a factory writes no
+    report, so it computes them from the stored rows, as the migration that added them did."""
 
     class Meta:
         abstract = True

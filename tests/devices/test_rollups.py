@@ -16,6 +16,7 @@ import time_machine
 from devices import services
 from devices.models import Alert, CustomerPageDay, DevicePageDay, DeviceState
 from devices.rollup_services import page_days_rebuild
+from devices.simulator import rfc3339
 from tests.conftest import Tenant
 from tests.devices.conftest import Post, Signed, snapshot
 from tests.factories import SiteFactory
@@ -161,9 +162,14 @@ def test_ingestion_keeps_each_devices_lowest_supply_and_open_alerts(
     post(collector, [snapshot(at=base + timedelta(hours=1), cyan=13, alerts=[_alert("jam")])])
     assert _figures() == (10.0, 1)  # the door alert is no longer listed: cleared
 
+    cleared = _alert("jam") | {"cleared_at": rfc3339(base + timedelta(hours=2))}
+    post(collector, [snapshot(at=base + timedelta(hours=2), cyan=13, alerts=[cleared])])
+    assert _figures() == (10.0, 0)
+    assert Alert.unscoped.filter(cleared_at=None).count() == 0
+
     # An older snapshot arriving late changes neither the level nor the alerts now open.
-    post(collector, [snapshot(at=base - timedelta(hours=1), cyan=130, alerts=[])])
-    assert _figures() == (10.0, 1)
+    post(collector, [snapshot(at=base - timedelta(hours=1), cyan=130, alerts=[_alert("x")])])
+    assert _figures() == (10.0, 0)
 
 
 def test_the_offline_sweep_counts_its_alert_and_the_next_report_clears_it(
