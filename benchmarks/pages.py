@@ -734,6 +734,8 @@ def main() -> int:
         else:
             from benchmarks.stack import Postgres
 
+            # The server runs as `postgres`, which must reach its directory (mkdtemp's is 0700).
+            os.chmod(workdir, 0o755)  # noqa: S103 - a scratch directory of this run
             cluster = Postgres(workdir / "postgres")
             cluster.init()
             cluster.start()
