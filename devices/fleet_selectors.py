@@ -118,6 +118,19 @@ def _sort_scoped(rows: QuerySet[Any], ctx: TenantContext, sort: str, scopes: dic
     return rows.filter(**{scope: ctx.reseller_id}) if scope else rows
 
 
+# The status filter as conditions on the state's columns (what _status_expression decides),
+# which PostgreSQL can estimate, rather than on the expression.
+_ONLINE = Q(state__is_online=True)
+STATUS_CONDITIONS = {
+    DeviceStatus.NEVER.value: Q(state__isnull=True),
+    DeviceStatus.OFFLINE.value: Q(state__is_online=False),
+    DeviceStatus.ERROR.value: _ONLINE & Q(state__state=DeviceState.State.ERROR),
+    DeviceStatus.WARNING.value: _ONLINE & Q(state__state=DeviceState.State.WARNING),
+    DeviceStatus.ONLINE.value: _ONLINE
+    & ~Q(state__state__in=[DeviceState.State.ERROR, DeviceState.State.WARNING]),
+}
+
+
 def _ordering(sort: str, sorts: dict[str, str], tiebreak: str) -> list[OrderBy]:
     descending = sort.startswith("-")
     column = sorts.get(sort.lstrip("-"), sorts[next(iter(sorts))])
@@ -158,8 +171,8 @@ def device_list(*, ctx: TenantContext, f: DeviceFilter | None = None) -> Listing
         rows = rows.filter(customer_id=f.customer_id)
     if f.site_id is not None:
         rows = rows.filter(site_id=f.site_id)
-    if f.status:
-        rows = rows.filter(Q(status=f.status))
+    if f.status in STATUS_CONDITIONS:
+        rows = rows.filter(STATUS_CONDITIONS[f.status])
     if f.model:
         rows = rows.filter(model=f.model)
     if f.is_low_supply:
@@ -178,23 +191,27 @@ def device_list(*, ctx: TenantContext, f: DeviceFilter | None = None) -> Listing
         term = f.search.strip().replace(_SEP, "")
         rows = rows.annotate(searched=searched).filter(searched__icontains=term)
 
+    rows = _sort_scoped(rows, ctx, f.sort, DEVICE_SORT_SCOPES)
+    return Listing(rows.order_by(*_ordering(f.sort, DEVICE_SORTS, "serial")), _loader(ctx))
+
+
+def _loader(ctx: TenantContext, *, forecasts: bool = False) -> Any:
     def load(page: QuerySet[Device]) -> QuerySet[Device]:
+        supplies = Supply.objects.for_tenant(ctx).order_by("supply_key")
+        if forecasts:
+            supplies = supplies.select_related("forecast")
         return page.select_related("state", "customer", "site").prefetch_related(
-            Prefetch(
-                "supplies",
-                # The forecast (orders app) shows days to empty beside each level.
-                queryset=Supply.objects.for_tenant(ctx)
-                .select_related("forecast")
-                .order_by("supply_key"),
-            )
+            Prefetch("supplies", queryset=supplies)
         )
 
-    rows = _sort_scoped(rows, ctx, f.sort, DEVICE_SORT_SCOPES)
-    return Listing(rows.order_by(*_ordering(f.sort, DEVICE_SORTS, "serial")), load)
+    return load
 
 
 def device_get(*, ctx: TenantContext, device_id: int) -> Device:
-    found = device_list(ctx=ctx).fetch([device_id])
+    """One device as the list shows it, its supplies with their forecasts (the orders app's
+    days to empty, beside each level on the device page)."""
+    rows = device_list(ctx=ctx).rows
+    found = Listing(rows, _loader(ctx, forecasts=True)).fetch([device_id])
     if not found:
         raise NotFoundError("No such device.")
     return found[0]

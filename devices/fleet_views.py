@@ -31,8 +31,10 @@ def _sort_choices(keys: Any) -> list[tuple[str, str]]:
 
 class DeviceFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=100)
-    customer = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
-    site = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    # Ids checked against the tenant's customers and sites in device_filter: a choice field
+    # would normalise a reseller's hundreds of options twice per request.
+    customer = forms.IntegerField(required=False)
+    site = forms.IntegerField(required=False)
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *DeviceStatus.choices])
     model = forms.ChoiceField(required=False)
     low = forms.BooleanField(required=False)
@@ -47,20 +49,20 @@ class DeviceFilterForm(forms.Form):
         **kw: Any,
     ):
         super().__init__(*args, **kw)
-        field: Any = self.fields["customer"]
-        field.choices = [("", "All customers"), *customers]
-        field = self.fields["site"]
-        field.choices = [("", "All sites"), *sites]
-        field = self.fields["model"]
+        self.customer_choices: list[tuple[Any, str]] = [("", "All customers"), *customers]
+        self.site_choices: list[tuple[Any, str]] = [("", "All sites"), *sites]
+        self._known = {"customer": {pk for pk, _ in customers}, "site": {pk for pk, _ in sites}}
+        field: Any = self.fields["model"]
         field.choices = [("", "All models"), *((m, m) for m in models)]
 
     def device_filter(self) -> DeviceFilter:
         # Parameters that do not parse are ignored rather than refused: a stale link still works.
         self.is_valid()
         data = self.cleaned_data
+        customer, site = data.get("customer"), data.get("site")
         return DeviceFilter(
-            customer_id=data.get("customer"),
-            site_id=data.get("site"),
+            customer_id=customer if customer in self._known["customer"] else None,
+            site_id=site if site in self._known["site"] else None,
             status=data.get("status") or "",
             model=data.get("model") or "",
             is_low_supply=bool(data.get("low")),

@@ -615,3 +615,19 @@ def test_the_filter_choices_are_escaped_and_the_chosen_one_selected(
     assert f'<option value="{odd.pk}" selected>A &amp; &lt;B&gt; &quot;C&quot;</option>' in body
     assert f'<option value="{tenant.customer.pk}">{tenant.customer.name}</option>' in body
     assert "<B>" not in body
+
+
+def test_a_foreign_or_unknown_customer_or_site_filter_is_ignored(
+    fleet: dict[str, Device], foreign_tenant: Tenant, alice: Any, login: Any
+) -> None:
+    online(foreign_tenant.site, "CHARLIE-1")
+    client = login(alice)
+    everything = ["A-IDLE", "B-ERROR", "C-OFFLINE", "D-NEVER"]
+
+    for query in (
+        {"customer": foreign_tenant.customer.pk},
+        {"site": foreign_tenant.site.pk},
+        {"customer": "999999"},
+        {"site": "nope"},
+    ):
+        assert serials(client.get(DEVICES, query)) == everything
