@@ -243,3 +243,13 @@ def test_production_pages_redirect_to_https_and_send_hsts(tmp_path):
         "csrf_cookie_secure": True,
         "health": 200,  # load balancers probe over plain HTTP
     }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/", "/api/v1/customers"])
+def test_a_request_without_a_valid_host_gets_400(path: str) -> None:
+    """The host is checked before the session and user are read, so the 400 page is rendered
+    for a request without a user (schemathesis sends an empty Host header)."""
+    response = Client().get(path, HTTP_HOST="")
+
+    assert response.status_code == 400
