@@ -4,7 +4,7 @@ paging swap the table in place; the same URL without htmx renders the whole page
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from django import forms
@@ -19,12 +19,11 @@ from devices.fleet_services import DEVICE_ADMIN_ROLES, FLEET_STAFF_ROLES
 from devices.forms import SNOOZE_CHOICES, DeviceNoteForm
 from devices.models import Alert
 from portal import labels
-from portal.pages import paginate
+from portal.pages import Listing, paginate
 from portal.tenancy import tenant_view
 
+# The charts of the device page and the dashboard: a point or bar per day.
 HISTORY_DAYS = 30
-# A chart line of more points than this is thinned: the SVG stays small and the shape the same.
-CHART_POINTS = 240
 # Devices raise and clear the same alert many times; the detail shows the last few episodes.
 CLEARED_ALERTS = 5
 
@@ -35,34 +34,40 @@ def _sort_choices(keys: Any) -> list[tuple[str, str]]:
 
 class DeviceFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=100)
-    customer = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
-    site = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    # Ids checked against the tenant's customers and sites in device_filter: a choice field
+    # would normalise a reseller's hundreds of options twice per request.
+    customer = forms.IntegerField(required=False)
+    site = forms.IntegerField(required=False)
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *DeviceStatus.choices])
     model = forms.ChoiceField(required=False)
     low = forms.BooleanField(required=False)
     lifecycle = forms.ChoiceField(required=False, choices=Lifecycle.choices)
     sort = forms.ChoiceField(required=False, choices=_sort_choices(fleet_selectors.DEVICE_SORTS))
 
-    def __init__(self, *args: Any, customers: Any, sites: Any, models: list[str], **kw: Any):
+    def __init__(
+        self,
+        *args: Any,
+        customers: list[tuple[int, str]],
+        sites: list[tuple[int, str]],
+        models: list[str],
+        **kw: Any,
+    ):
         super().__init__(*args, **kw)
-        field: Any = self.fields["customer"]
-        field.choices = [("", "All customers"), *((c.pk, c.name) for c in customers)]
-        field = self.fields["site"]
-        field.choices = [
-            ("", "All sites"),
-            *((s.pk, f"{s.customer.name} / {s.name}") for s in sites),
-        ]
-        field = self.fields["model"]
+        self.customer_choices: list[tuple[Any, str]] = [("", "All customers"), *customers]
+        self.site_choices: list[tuple[Any, str]] = [("", "All sites"), *sites]
+        self._known = {"customer": {pk for pk, _ in customers}, "site": {pk for pk, _ in sites}}
+        field: Any = self.fields["model"]
         field.choices = [("", "All models"), *((m, m) for m in models)]
 
     def device_filter(self) -> DeviceFilter:
         # Parameters that do not parse are ignored rather than refused: a stale link still works.
         self.is_valid()
         data = self.cleaned_data
+        customer, site = data.get("customer"), data.get("site")
         return DeviceFilter(
             lifecycle=data.get("lifecycle") or Lifecycle.ACTIVE,
-            customer_id=data.get("customer"),
-            site_id=data.get("site"),
+            customer_id=customer if customer in self._known["customer"] else None,
+            site_id=site if site in self._known["site"] else None,
             status=data.get("status") or "",
             model=data.get("model") or "",
             is_low_supply=bool(data.get("low")),
@@ -119,28 +124,18 @@ def device_list(request: Any) -> HttpResponse:
     return render(request, template, context)
 
 
-def _thin(
-    points: list[tuple[datetime, float | None]], limit: int
-) -> list[tuple[datetime, float | None]]:
-    if len(points) <= limit:
-        return points
-    step = len(points) / limit
-    picked = [points[int(i * step)] for i in range(limit - 1)]
-    return [*picked, points[-1]]
-
-
 @tenant_view()
 def device_detail(request: Any, device_id: int) -> HttpResponse:
     ctx = request.ctx
     device = fleet_selectors.device_get(ctx=ctx, device_id=device_id)
     supplies = list(device.supplies.all())  # prefetched by the selector, in supply_key order
     css_classes = charts.supply_css_classes([supply.color for supply in supplies])
-    since = now().astimezone(UTC) - timedelta(days=HISTORY_DAYS)
+    since = now().astimezone(UTC).date() - timedelta(days=HISTORY_DAYS - 1)
     history = fleet_selectors.device_supply_history(ctx=ctx, device_id=device.pk, since=since)
     series = [
         charts.Series(
             label=labels.supply_label(supply),
-            points=_thin(history.get(supply.supply_key, []), CHART_POINTS),
+            points=history.get(supply.pk, []),
             css_class=css_class,
         )
         for supply, css_class in zip(supplies, css_classes, strict=True)
@@ -293,7 +288,8 @@ def customer_dashboard_context(ctx: Any) -> dict[str, Any]:
     from orders import selectors as order_selectors
 
     devices = fleet_selectors.device_list(ctx=ctx, f=DeviceFilter(sort="supply"))
-    orders = order_selectors.order_list(ctx=ctx).filter(status__in=order_selectors.OPEN_STATUSES)
+    every = order_selectors.order_list(ctx=ctx)
+    orders = Listing(every.rows.filter(status__in=order_selectors.OPEN_STATUSES), every.load)
     return {
         "customer_devices": devices[:CUSTOMER_DASHBOARD_DEVICES],
         "open_orders": orders[:5],

@@ -14,7 +14,8 @@ import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -24,7 +25,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.timezone import now
 from django.views.decorators.csrf import csrf_exempt
 
-from devices import normalise, services, wire
+from devices import normalise, rollup_services, services, wire
 from devices.models import Alert, Credential, TelemetryPolicy
 from devices.writer import Writer
 from portal import ratelimit, rls
@@ -345,6 +346,8 @@ class _Store:
         self.reseller_id = credential.reseller_id
         self.moment = moment
         self.w = Writer()
+        # How the batch changed its customer's pages per day (DevicePageDay, CustomerPageDay).
+        self.page_change: dict[date, Decimal] = {}
 
     def batch_insert(
         self, batch_id: uuid.UUID, body: bytes, encoding: str, ip: str | None, count: int
@@ -541,6 +544,14 @@ class _Store:
             self._media(new)
             self._alerts(new)
             self._jobs(new)
+            # Last: the customer's rows are shared by all its batches and stay locked until
+            # the commit.
+            rollup_services.customer_page_days_add(
+                w=self.w,
+                reseller_id=self.reseller_id,
+                customer_id=self.credential.customer_id,
+                change=self.page_change,
+            )
         return len(new), within_batch_duplicates + len(unique) - len(new)
 
     def _snapshot_row(self, item: Item) -> tuple[Any, ...]:
@@ -595,6 +606,7 @@ class _Store:
                     total,
                     True,
                     None,
+                    *_figures(snap),
                 )
             )
         advanced = self.w.upsert_latest(
@@ -614,6 +626,8 @@ class _Store:
                 "impressions_total",
                 "is_online",
                 "offline_since",
+                "lowest_supply_percent",
+                "open_alert_count",
             ],
             rows,
             key=["device_id"],
@@ -656,6 +670,19 @@ class _Store:
 
     def _counters(self, new: list[Item]) -> None:
         reseller_id = self.reseller_id
+        self.page_change = rollup_services.page_days_fold(
+            w=self.w,
+            reseller_id=reseller_id,
+            readings=[
+                rollup_services.PageReading(item.device_id, item.collected_at, value)
+                for item in new
+                for c in item.snapshot.counters
+                if c.name == rollup_services.PAGE_COUNTER
+                and not normalise.text(c.media_type)
+                and not normalise.color(c.color)
+                and (value := normalise.counter_value(c.value)) is not None
+            ],
+        )
         self.w.append_grouped(
             "devices_counterreading",
             [
@@ -694,12 +721,7 @@ class _Store:
         for item in new:
             rows = []
             for s in item.snapshot.supplies:
-                level = normalise.finite(s.level)
-                capacity = normalise.finite(s.max_capacity)
-                state = normalise.level_state(
-                    level, s.level_state if isinstance(s.level_state, str) else None
-                )
-                values = (level, capacity, state, normalise.supply_percent(level, capacity, state))
+                values = _supply_values(s)
                 rows.append((normalise.text(s.id), *values, normalise.text(s.serial)))
                 key = (item.device_id, s.id)
                 if key not in latest or latest[key][0].order < item.order:
@@ -831,13 +853,7 @@ class _Store:
         episodes: dict[tuple[int, str, str, datetime], dict[str, Any]] = {}
         for item in new:
             for a in item.snapshot.alerts:
-                code = normalise.text(a.code)
-                alert_key = normalise.text(a.id)
-                episode = (
-                    a.raised_at.astimezone(UTC)
-                    if not alert_key and isinstance(a.raised_at, datetime)
-                    else EPOCH
-                )
+                code, alert_key, episode = _alert_key(a)
                 cleared = a.cleared_at.astimezone(UTC) if a.cleared_at is not None else None
                 key = (item.device_id, code, alert_key, episode)
                 e = episodes.get(key)
@@ -1004,6 +1020,36 @@ class _Store:
 
 
 msgspec_unset_type = type(wire.UNSET)
+
+
+def _supply_values(s: wire.Supply) -> tuple[float | None, float | None, str, float | None]:
+    """A reported supply's level, capacity, level state and percentage, as stored."""
+    level = normalise.finite(s.level)
+    capacity = normalise.finite(s.max_capacity)
+    state = normalise.level_state(level, s.level_state if isinstance(s.level_state, str) else None)
+    return level, capacity, state, normalise.supply_percent(level, capacity, state)
+
+
+def _alert_key(a: wire.Alert) -> tuple[str, str, datetime]:
+    """An alert's episode: its code and the sender's alert id where it gives one; without an
+    id, when it was raised (the epoch when not reported)."""
+    alert_key = normalise.text(a.id)
+    episode = (
+        a.raised_at.astimezone(UTC)
+        if not alert_key and isinstance(a.raised_at, datetime)
+        else EPOCH
+    )
+    return normalise.text(a.code), alert_key, episode
+
+
+def _figures(snap: wire.Snapshot) -> tuple[float | None, int]:
+    """The device list's figures of a device's latest report (DeviceState): the lowest level
+    of the supplies it reported and how many alerts it listed as active. A snapshot lists
+    every supply and every active alert, and the alerts it does not list are cleared, so these
+    are the open alerts and the supplies' levels once the snapshot is stored."""
+    percents = [p for s in snap.supplies if (p := _supply_values(s)[3]) is not None]
+    active = {_alert_key(a) for a in snap.alerts if a.cleared_at is None}
+    return (min(percents) if percents else None), len(active)
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -235,6 +235,13 @@ class DeviceState(TenantModel):
     # Set by devices_offline_sweep, cleared by the next report.
     is_online = models.BooleanField(default=True)
     offline_since = models.DateTimeField(null=True, blank=True)
+    # The device list's per-row figures, so that it sorts and filters by them without reading
+    # every supply and alert of the fleet: the lowest level among the supplies of the latest
+    # report and the alerts it listed as active (a snapshot lists all of both, and clears the
+    # alerts it does not list), written with the rest of the row; the offline sweep adds its
+    # alert. devices/rollup_services.py computes them from the stored rows (the migration).
+    lowest_supply_percent = models.FloatField(null=True)
+    open_alert_count = models.PositiveIntegerField(default=0, db_default=0)
 
     class Meta:
         indexes = [
@@ -513,6 +520,12 @@ class Alert(TenantModel):
                 condition=Q(cleared_at__isnull=True),
                 name="devices_alert_open",
             ),
+            # device_figures_refresh counts each device's open alerts.
+            models.Index(
+                fields=["device"],
+                condition=Q(cleared_at__isnull=True),
+                name="devices_alert_open_by_device",
+            ),
         ]
 
 
@@ -570,4 +583,50 @@ class Job(TenantModel):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["device", "uuid"], name="devices_job_once"),
+        ]
+
+
+class DevicePageDay(TenantModel):
+    """A device's page counter (`impressions.total`) per UTC day: the day's last reading and
+    the pages printed that day, the growth since the last reading of the device's previous day
+    with one. A drop is a counter reset (a board swap): that day counts nothing, and counting
+    goes on from the new value; a device's first day counts nothing either.
+
+    Ingestion keeps it (devices/rollup_services.py) in the transaction that stores the
+    readings, whatever order they arrive in, so the device page and the dashboard read a row
+    per device and day instead of the readings (24 a day at hourly polls, 12 counters each)."""
+
+    pk = models.CompositePrimaryKey("device", "day")
+    # Read by device (the key) only; see _reading_device_fk for the missing constraint.
+    reseller = _reseller_fk_unindexed(db_constraint=False)
+    tenant_customer_field: ClassVar[str | None] = "device__customer"
+
+    device = _reading_device_fk()
+    day = models.DateField()
+    counter = models.DecimalField(max_digits=20, decimal_places=4)
+    counter_at = models.DateTimeField()
+    pages = models.DecimalField(max_digits=20, decimal_places=4)
+
+
+class CustomerPageDay(TenantModel):
+    """Pages a customer's printers printed per UTC day: the sum of their DevicePageDay pages,
+    kept by ingestion with each change of those (an addition, so concurrent batches of one
+    customer add up). The dashboard's page chart reads a row per customer and day, whatever
+    the size of the fleet. Pages stay with the customer that owned the printer when it
+    printed them."""
+
+    pk = models.CompositePrimaryKey("customer", "day")
+    # devices_customer_pages_by_day leads with the reseller.
+    reseller = _reseller_fk_unindexed()
+    # The key leads with the customer.
+    customer = models.ForeignKey(
+        "accounts.Customer", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    pages = models.DecimalField(max_digits=20, decimal_places=4)
+
+    class Meta:
+        indexes = [
+            # The reseller's dashboard sums its customers' pages over the last 30-odd days.
+            models.Index(fields=["reseller", "day"], name="devices_customer_pages_by_day"),
         ]

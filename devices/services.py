@@ -681,8 +681,9 @@ def devices_offline_sweep(*, limit: int = 5000) -> int:
         )
         if not states:
             return 0
+        # The offline alert raised below is open beside those of the device's last report.
         DeviceState.unscoped.filter(device_id__in=[s[0] for s in states]).update(
-            is_online=False, offline_since=moment
+            is_online=False, offline_since=moment, open_alert_count=F("open_alert_count") + 1
         )
         Alert.unscoped.bulk_create(
             [

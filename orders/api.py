@@ -129,9 +129,9 @@ class OrderListApi(APIView):
             status=status_filter if status_filter in Order.Status.values else ""
         )
         paginator = self.pagination_class()
-        page = paginator.paginate_queryset(
-            selectors.order_list(ctx=request_ctx(request), f=f), request, view=self
-        )
+        # A Listing pages like a queryset (count and slices); DRF's types know only those.
+        orders: Any = selectors.order_list(ctx=request_ctx(request), f=f)
+        page: Any = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(OrderOut(page, many=True).data)
 
     @extend_schema(request=OrderIn, responses={201: OrderDetailOut})

@@ -173,7 +173,7 @@ def seed_demo_supplies(reseller: Reseller) -> dict[str, int]:
                 requires_approval=True,
             )
             created["policies"] += 1
-        if not selectors.order_list(ctx=system).exists():
+        if not selectors.order_list(ctx=system).rows.exists():
             created["orders"] = _orders_in_every_state(reseller, customer.pk)
     device_ids = list(selectors.device_choices(ctx=system).values_list("pk", flat=True))
     created["supplies_evaluated"] = supply_services.supplies_evaluate(device_ids=device_ids)

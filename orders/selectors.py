@@ -24,6 +24,7 @@ from orders.models import (
     SupplyForecast,
 )
 from portal.errors import NotFoundError
+from portal.pages import Listing
 from portal.tenancy import TenantContext
 
 # The suggested list looks a little ahead of the reorder point: supplies below this level or
@@ -162,13 +163,35 @@ def low_supply_summary(*, ctx: TenantContext, limit: int = 5) -> LowSupplySummar
     week = supply_list(ctx=ctx, f=SupplyFilter(empties_within_days=EMPTY_WITHIN_DAYS)).count()
     waiting = QUEUE_STATUSES if ctx.is_reseller_wide else (Order.Status.PENDING_APPROVAL,)
     orders = Order.objects.for_tenant(ctx).filter(status__in=waiting).count()
-    lowest = list(
-        Supply.objects.for_tenant(ctx)
-        .filter(Q(percent__isnull=False) | Q(forecast__days_to_empty__isnull=False))
-        .select_related("device", "device__customer", "forecast")
-        .order_by(F("forecast__days_to_empty").asc(nulls_last=True), "percent", "pk")[:limit]
+    return LowSupplySummary(alerts, week, orders, _emptying_first(ctx=ctx, limit=limit))
+
+
+def _emptying_first(*, ctx: TenantContext, limit: int) -> list[Supply]:
+    """The supplies that empty first by their forecast, then, if fewer than `limit` have a
+    date, the lowest of those whose forecast gives none (not falling, too few readings).
+
+    Read from the forecasts' index by days to empty: sorting every supply of the fleet by its
+    forecast (a join of the two) took most of the dashboard's time at 40,000 supplies. A
+    supply not evaluated yet (its first follow-up pending) has no forecast and waits for it."""
+    forecasts = SupplyForecast.objects.for_tenant(ctx).filter(supply__percent__isnull=False)
+    ids = list(
+        forecasts.filter(days_to_empty__isnull=False)
+        .order_by("days_to_empty", "supply__percent", "supply_id")
+        .values_list("supply_id", flat=True)[:limit]
     )
-    return LowSupplySummary(alerts, week, orders, lowest)
+    undated = list(
+        forecasts.filter(days_to_empty__isnull=True)
+        .order_by("supply__percent", "supply_id")
+        .values_list("supply_id", flat=True)[:limit]
+    )
+    ids = (ids + undated)[:limit]
+    found = {
+        s.pk: s
+        for s in Supply.objects.for_tenant(ctx)
+        .filter(pk__in=ids)
+        .select_related("device", "device__customer", "forecast")
+    }
+    return [found[pk] for pk in ids if pk in found]
 
 
 # --- Policies, emails, preferences ---------------------------------------------------------------
@@ -252,31 +275,35 @@ class OrderFilter:
     is_queue: bool = False
 
 
-def order_list(*, ctx: TenantContext, f: OrderFilter | None = None) -> QuerySet[Order]:
+def order_list(*, ctx: TenantContext, f: OrderFilter | None = None) -> Listing[Order]:
+    """Orders newest first; each page's orders with customer, site, who placed it and the sum
+    and number of its lines (summed for the page only, not for every order of the list)."""
     f = f or OrderFilter()
-    qs = Order.objects.for_tenant(ctx)
+    rows = Order.objects.for_tenant(ctx)
     if f.is_queue:
-        qs = qs.filter(status__in=QUEUE_STATUSES)
+        rows = rows.filter(status__in=QUEUE_STATUSES)
     if f.status:
-        qs = qs.filter(status=f.status)
+        rows = rows.filter(status=f.status)
     if f.search:
         term = f.search.upper().removeprefix("ORD-").lstrip("0")
         by_number = Q(pk=int(term)) if term.isdigit() else Q()
-        qs = qs.filter(
+        rows = rows.filter(
             by_number
             | Q(customer__name__icontains=f.search)
             | Q(site__name__icontains=f.search)
             | Q(tracking_number__icontains=f.search)
         )
-    return cast(
-        "QuerySet[Order]",
-        qs.select_related("customer", "site", "placed_by")
-        .annotate(
-            total=Coalesce(Sum("lines__line_total"), Decimal(0)),
-            line_count=Count("lines"),
+
+    def load(page: QuerySet[Order]) -> QuerySet[Order]:
+        return cast(
+            "QuerySet[Order]",
+            page.select_related("customer", "site", "placed_by").annotate(
+                total=Coalesce(Sum("lines__line_total"), Decimal(0)),
+                line_count=Count("lines"),
+            ),
         )
-        .order_by("-created_at", "-pk"),
-    )
+
+    return Listing(rows.order_by("-created_at", "-pk"), load)
 
 
 def order_get(*, ctx: TenantContext, order_id: int) -> Order:
@@ -326,7 +353,7 @@ EXPORT_HEADER = [
 
 def order_export_rows(*, ctx: TenantContext, f: OrderFilter | None = None) -> Iterator[list[str]]:
     """One row per order line, streamed from the database in chunks."""
-    orders = order_list(ctx=ctx, f=f).values_list("pk", flat=True)
+    orders = order_list(ctx=ctx, f=f).rows.values_list("pk", flat=True)
     lines = (
         OrderLine.objects.for_tenant(ctx)
         .filter(order_id__in=orders)

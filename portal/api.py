@@ -14,7 +14,15 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from portal.authentication import request_ctx
 from portal.errors import DomainError
 
-__all__ = ["IdField", "Pagination", "error_body", "exception_handler", "not_found", "request_ctx"]
+__all__ = [
+    "IdField",
+    "Pagination",
+    "bad_request",
+    "error_body",
+    "exception_handler",
+    "not_found",
+    "request_ctx",
+]
 
 
 class Pagination(pagination.PageNumberPagination):
@@ -68,3 +76,11 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("not_found", "Not found."), status=404)
     return defaults.page_not_found(request, exception)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The 400 of a request refused before any view (handler400: a Host header that is not
+    allowed, a malformed upload). Under /api/ it is the API's error body, as for not_found."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("bad_request", "Bad request."), status=400)
+    return defaults.bad_request(request, exception)

@@ -14,5 +14,6 @@ def tenant(request: HttpRequest) -> dict[str, Any]:
         "memberships": getattr(request, "memberships", []),
         "navigation": navigation_for(ctx, request.path),
         "can_admin": ctx is not None and ctx.role in ADMIN_ROLES,
-        "is_operator": bool(getattr(request.user, "is_superuser", False)),
+        # No user on a request refused before authentication (a bad Host header's 400 page).
+        "is_operator": bool(getattr(getattr(request, "user", None), "is_superuser", False)),
     }

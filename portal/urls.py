@@ -28,8 +28,10 @@ api_v1 = [
     ),
 ]
 
-# Unrouted /api/ paths answer in the API's error format, like its views.
+# Unrouted /api/ paths, and /api/ requests refused before a view, answer in the API's error
+# format, like its views.
 handler404 = "portal.api.not_found"
+handler400 = "portal.api.bad_request"
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),

@@ -181,7 +181,24 @@ class DeviceFactory(TenantFactory):
     model = "HP Color LaserJet M555"
 
 
-class DeviceStateFactory(TenantFactory):
+class _RefreshesDeviceFigures(TenantFactory):
+    """Rows that the device list's figures are computed from (DeviceState.lowest_supply_percent
+    and .open_alert_count): ingestion writes the figures with each report; a factory writes no
+    report, so it computes them from the stored rows, as the migration that added them did."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _after_postgeneration(cls, instance: Any, create: bool, results: Any = None) -> None:
+        super()._after_postgeneration(instance, create, results)
+        if create:
+            from devices.rollup_services import device_figures_refresh
+
+            device_figures_refresh(device_ids=[instance.device_id])
+
+
+class DeviceStateFactory(_RefreshesDeviceFigures):
     class Meta:
         model = "devices.DeviceState"
 
@@ -195,7 +212,7 @@ class DeviceStateFactory(TenantFactory):
     is_online = True
 
 
-class SupplyFactory(TenantFactory):
+class SupplyFactory(_RefreshesDeviceFigures):
     class Meta:
         model = "devices.Supply"
 
@@ -214,7 +231,7 @@ class SupplyFactory(TenantFactory):
     observed_snapshot_id = factory.Sequence(_uuid)
 
 
-class AlertFactory(TenantFactory):
+class AlertFactory(_RefreshesDeviceFigures):
     class Meta:
         model = "devices.Alert"
 

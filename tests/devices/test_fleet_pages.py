@@ -14,6 +14,8 @@ from django.utils.timezone import now
 
 from devices import charts
 from devices.models import Device, DeviceState, Supply
+from devices.rollup_services import device_figures_refresh, page_days_rebuild
+from orders.supply_services import supplies_evaluate
 from tests.conftest import Tenant
 from tests.factories import (
     AlertFactory,
@@ -254,10 +256,11 @@ def test_bob_sees_only_his_customers_devices(
     assert other.status_code == 404
 
 
-# Session, user, the membership behind the tenant context, the model, customer and site filter
-# options, the count, the page with its figures, the page's supplies. (The second factor is read
-# from the session's authentication record now, not from a query for the user's authenticators.)
-LIST_QUERIES = 9
+# Session, user, the membership behind the tenant context, the customer, site and model filter
+# options, the count, the page's ids (sorted and filtered), the page's rows with their figures,
+# the page's supplies. (The second factor is read from the session's authentication record now,
+# not from a query for the user's authenticators.)
+LIST_QUERIES = 10
 
 
 def _fleet_of(tenant: Tenant, size: int) -> None:
@@ -320,6 +323,7 @@ def test_ten_thousand_devices_page_in_the_same_queries(
         for n, d in enumerate(devices)
         for i, key in enumerate(("black", "cyan"))
     )
+    device_figures_refresh(device_ids=[d.pk for d in devices])
     client = login(alice)
 
     with assert_data_queries(LIST_QUERIES):
@@ -348,13 +352,14 @@ def reporting_device(tenant: Tenant) -> Device:
     )
     SupplyFactory(device=device, supply_key="ink-cyan", kind="ink", color="cyan", percent=42.0)
     SupplyFactory(device=device, supply_key="ink-black", kind="ink", color="black", percent=9.0)
-    start = now() - timedelta(days=3)
-    for i, percent in enumerate([60.0, 55.0, 50.0, 42.0]):
+    start = now() - timedelta(days=4)
+    # Cyan on four days, two readings on the first: a point per day, the day's last level.
+    for at, percent in [(0, 61.0), (1, 60.0), (24, 55.0), (48, 50.0), (72, 42.0)]:
         SupplyReadingFactory(
             device=device,
             supply_key="ink-cyan",
             percent=percent,
-            collected_at=start + timedelta(hours=i),
+            collected_at=start.replace(hour=8) + timedelta(hours=at),
         )
     SupplyReadingFactory(device=device, supply_key="ink-black", percent=9.0, collected_at=start)
     SupplyReadingFactory(
@@ -364,6 +369,9 @@ def reporting_device(tenant: Tenant) -> Device:
         CounterReadingFactory(
             device=device, value=value, collected_at=now() - timedelta(days=days_ago)
         )
+    # The daily series the charts read, as the follow-ups of these readings fold them.
+    supplies_evaluate(device_ids=[device.pk])
+    page_days_rebuild()
     CounterReadingFactory(
         device=device, name="media.area", unit="m2", media_type="Coated", value=Decimal("12.5")
     )
@@ -390,7 +398,7 @@ def test_detail_shows_identity_status_gauges_charts_alerts_and_jobs(
     fills = re.findall(r'<rect class="gauge-fill" x="0" y="0" width="([^"]+)"', body)
     assert fills == ["9", "42"]
     assert body.count('<span class="badge bad">low</span>') == 1
-    # The supply chart: a line per supply with a point per reading of the last 30 days.
+    # The supply chart: a line per supply with a point per day of the last 30 days.
     supply_chart = body[body.index('id="supply-history"') : body.index('id="page-history"')]
     lines = re.findall(r'class="chart-line ([\w-]+)" fill="none" points="([^"]+)"', supply_chart)
     assert [(css, len(points.split())) for css, points in lines] == [("supply-cyan", 4)]
@@ -492,6 +500,7 @@ def test_dashboard_fleet_figures_are_exact(
     reading(error, 10, 9, 20)  # the counter was reset: nothing, not -60
     reading(error, 10, 11, 25)  # still below the count before the reset: nothing
     CounterReadingFactory(device=online(foreign_tenant.site, "CH-1"), value=10**6)
+    page_days_rebuild()
 
     response = login(alice).get("/")
 
@@ -524,3 +533,101 @@ def test_customer_and_site_pages_link_to_their_devices(
 
     assert f'href="/devices/?customer={device.customer_id}"' in customer_page
     assert f'href="/devices/?site={device.site_id}"' in site_page
+
+
+# --- Query counts of the other fleet pages ------------------------------------------------------
+
+
+def _fleet_with_history(tenant: Tenant, size: int) -> Device:
+    """`size` printers, each with a supply, an open alert, a week of page counts and supply
+    levels, folded into the daily rows the pages read; returns the first."""
+    _fleet_of(tenant, size)
+    devices = list(Device.unscoped.filter(reseller=tenant.reseller).order_by("serial"))
+    for n, device in enumerate(devices):
+        for day in range(7):
+            at = now() - timedelta(days=7 - day)
+            CounterReadingFactory(device=device, collected_at=at, value=1000 + 100 * day + n)
+            SupplyReadingFactory(
+                device=device,
+                supply_key=device.supplies.get().supply_key,
+                collected_at=at,
+                percent=90.0 - day,
+            )
+    supplies_evaluate(device_ids=[d.pk for d in devices])
+    page_days_rebuild()
+    return devices[0]
+
+
+# Per page, after the session, user and membership (3): the data it reads.
+PAGE_QUERIES = {
+    # Customers, sites, users, invitations; devices by state, open alerts, supply levels, pages
+    # per day; the low-supply widget (reorder alerts, emptying in a week, orders waiting, the
+    # first to empty, the lowest without a date, their rows); the newest customers.
+    "/": 3 + 15,
+    # Kinds and colours (cached after), the count, the page's ids, its rows.
+    "/supplies/?sort=days&low=1": 3 + 4,
+    # The count, the page.
+    "/alerts/": 3 + 2,
+}
+
+
+@pytest.mark.parametrize("path", list(PAGE_QUERIES))
+@pytest.mark.parametrize("size", [3, 30])
+def test_the_fleet_pages_cost_the_same_queries_at_3_and_30_devices(
+    tenant: Tenant, alice: Any, login: Any, assert_data_queries: Any, size: int, path: str
+) -> None:
+    _fleet_with_history(tenant, size)
+    client = login(alice)
+
+    with assert_data_queries(PAGE_QUERIES[path]):
+        response = client.get(path)
+
+    assert response.status_code == 200
+
+
+# The device; its supplies with their forecasts; their levels per day; its pages per day; its
+# counters; its open and its cleared alerts; its jobs.
+DETAIL_QUERIES = 3 + 8
+
+
+@pytest.mark.parametrize("size", [3, 30])
+def test_a_device_page_costs_the_same_queries_at_3_and_30_devices(
+    tenant: Tenant, alice: Any, login: Any, assert_data_queries: Any, size: int
+) -> None:
+    device = _fleet_with_history(tenant, size)
+    client = login(alice)
+
+    with assert_data_queries(DETAIL_QUERIES):
+        response = client.get(f"{DEVICES}{device.pk}/")
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Pages, 30 days</dt><dd>600</dd>" in body
+
+
+def test_the_filter_choices_are_escaped_and_the_chosen_one_selected(
+    tenant: Tenant, alice: Any, login: Any
+) -> None:
+    odd = CustomerFactory(reseller=tenant.reseller, name='A & <B> "C"')
+
+    body = login(alice).get(DEVICES, {"customer": odd.pk}).content.decode()
+
+    assert f'<option value="{odd.pk}" selected>A &amp; &lt;B&gt; &quot;C&quot;</option>' in body
+    assert f'<option value="{tenant.customer.pk}">{tenant.customer.name}</option>' in body
+    assert "<B>" not in body
+
+
+def test_a_foreign_or_unknown_customer_or_site_filter_is_ignored(
+    fleet: dict[str, Device], foreign_tenant: Tenant, alice: Any, login: Any
+) -> None:
+    online(foreign_tenant.site, "CHARLIE-1")
+    client = login(alice)
+    everything = ["A-IDLE", "B-ERROR", "C-OFFLINE", "D-NEVER"]
+
+    for query in (
+        {"customer": foreign_tenant.customer.pk},
+        {"site": foreign_tenant.site.pk},
+        {"customer": "999999"},
+        {"site": "nope"},
+    ):
+        assert serials(client.get(DEVICES, query)) == everything

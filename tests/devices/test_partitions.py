@@ -28,7 +28,9 @@ from billing.usage_selectors import Member, usage_growth
 from devices.fleet_selectors import device_pages_by_day, device_supply_history
 from devices.models import CounterReading, Snapshot, SupplyReading, TelemetryBatch
 from devices.partitions import MONTHS_AHEAD, PARTITIONED, month_add, month_start, partition_name
+from devices.rollup_services import page_days_rebuild
 from devices.tasks import partitions_ensure_task
+from orders.supply_services import supplies_evaluate
 from portal import rls
 from portal.celery import BEAT_SCHEDULE
 from portal.tenancy import TenantContext
@@ -37,6 +39,7 @@ from tests.devices.conftest import Post, Signed, snapshot
 from tests.factories import (
     CounterReadingFactory,
     DeviceFactory,
+    SupplyFactory,
     SupplyReadingFactory,
     billing_for_isolation,
 )
@@ -268,8 +271,9 @@ def test_billing_usage_reads_across_month_partitions(tenant: Tenant) -> None:
     assert usage.has_base
 
 
-def test_fleet_charts_read_across_month_partitions(tenant: Tenant) -> None:
+def test_fleet_charts_are_folded_from_readings_across_month_partitions(tenant: Tenant) -> None:
     device = DeviceFactory(site=tenant.site)
+    supply = SupplyFactory(device=device, supply_key="toner-black", percent=84.0)
     moment = datetime(THIS_MONTH.year, THIS_MONTH.month, 3, 12, tzinfo=UTC)
     start = moment - timedelta(days=6)  # in the month before
     for day in range(7):
@@ -280,12 +284,14 @@ def test_fleet_charts_read_across_month_partitions(tenant: Tenant) -> None:
     ctx = tenant.ctx()
 
     with time_machine.travel(moment + timedelta(hours=1), tick=False):
+        page_days_rebuild()
+        supplies_evaluate(device_ids=[device.pk])
         pages = device_pages_by_day(ctx=ctx, device_id=device.pk, days=5)
-        history = device_supply_history(ctx=ctx, device_id=device.pk, since=start)
+        history = device_supply_history(ctx=ctx, device_id=device.pk, since=start.date())
 
     # Each day from its midnight to the next: the noon reading of that day minus the one before.
     assert [pages[moment.date() - timedelta(days=n)] for n in (3, 2, 1)] == [100, 100, 100]
-    assert [p for _, p in history["toner-black"]] == [90.0 - day for day in range(7)]
+    assert [p for _, p in history[supply.pk]] == [90.0 - day for day in range(7)]
     assert month_start(start) != THIS_MONTH
 
 

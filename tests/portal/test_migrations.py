@@ -73,6 +73,12 @@ REVIEWED = {
         "Rebuilds batches, snapshots and readings as monthly partitions, copying every row "
         "under an exclusive lock: a maintenance window on an installation with data."
     ),
+    ("devices", "0007_page_rollups_and_device_figures"): (
+        "Creates the daily page rollups and fills them from the last 40 days of page-counter "
+        "readings, and computes every device state's figures from its supplies and alerts: "
+        "plain reads and writes (no DDL lock), in transactions of 20,000 devices each; the "
+        "readings of a device silent since the month before start from nothing."
+    ),
 }
 
 # Changes of a field that PostgreSQL does not see, or sees in the catalog only.

@@ -243,3 +243,23 @@ def test_production_pages_redirect_to_https_and_send_hsts(tmp_path):
         "csrf_cookie_secure": True,
         "health": 200,  # load balancers probe over plain HTTP
     }
+
+
+@pytest.mark.django_db
+def test_a_request_without_a_valid_host_gets_400() -> None:
+    """The host is checked before the session and user are read, so the 400 page is rendered
+    for a request without a user (schemathesis sends an empty Host header)."""
+    response = Client().get("/", HTTP_HOST="")
+
+    assert response.status_code == 400
+    assert "Bad request" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_api_request_without_a_valid_host_gets_the_api_error_body() -> None:
+    response = Client().put("/api/v1/customers/1", data=b"{}", HTTP_HOST="")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {"code": "bad_request", "message": "Bad request.", "fields": {}}
+    }
