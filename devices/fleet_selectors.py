@@ -30,6 +30,7 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     TextChoices,
     Value,
@@ -106,7 +107,7 @@ DEVICE_SORTS: dict[str, str] = {
     "status": "status",
     "last_seen": "state__last_seen_at",
     "supply": "lowest_supply",
-    "alerts": "open_alerts",
+    "alerts": "reported_alerts",
 }
 
 
@@ -174,16 +175,18 @@ def device_list(*, ctx: TenantContext, f: DeviceFilter | None = None) -> Listing
     """The fleet, filtered and sorted, each page's rows with state, customer, site and supplies
     joined or prefetched, plus each device's status, lowest supply level and open alerts.
 
-    The per-row figures are columns of the device's state (DeviceState.lowest_supply_percent,
-    .open_alert_count, kept by devices/rollup_services.py), so a sort or filter by them reads
-    one row per device, not every supply and alert of the fleet."""
+    The figures to sort and filter by are columns of the device's state
+    (DeviceState.lowest_supply_percent, .open_alert_count, kept by devices/rollup_services.py),
+    so a sort or filter reads one row per device, not every supply and alert of the fleet. The
+    open alerts shown are counted for the page's rows only, as the alert list counts them
+    (snoozed ones left out until their snooze ends), which a stored count cannot follow."""
     f = f or DeviceFilter()
     rows = cast(
         "QuerySet[Device]",
         Device.objects.for_tenant(ctx).annotate(
             status=_status_expression(),
             lowest_supply=F("state__lowest_supply_percent"),
-            open_alerts=Coalesce(F("state__open_alert_count"), 0),
+            reported_alerts=Coalesce(F("state__open_alert_count"), 0),
         ),
     )
     if f.lifecycle == Lifecycle.ACTIVE:
@@ -223,8 +226,18 @@ def _loader(ctx: TenantContext, *, forecasts: bool = False) -> Any:
         supplies = Supply.objects.for_tenant(ctx).order_by("supply_key")
         if forecasts:
             supplies = supplies.select_related("forecast")
-        return page.select_related("state", "customer", "site").prefetch_related(
-            Prefetch("supplies", queryset=supplies)
+        # The alert belongs to the device, hence to the scope already applied to it.
+        open_alerts = (
+            Alert.unscoped.filter(alert_is_open(now()), device_id=OuterRef("pk"))
+            .order_by()
+            .values("device_id")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return (
+            page.select_related("state", "customer", "site")
+            .prefetch_related(Prefetch("supplies", queryset=supplies))
+            .annotate(open_alerts=Coalesce(Subquery(open_alerts), 0))
         )
 
     return load

@@ -566,8 +566,8 @@ PAGE_QUERIES = {
     "/": 3 + 15,
     # Kinds and colours (cached after), the count, the page's ids, its rows.
     "/supplies/?sort=days&low=1": 3 + 4,
-    # The count, the page.
-    "/alerts/": 3 + 2,
+    # The count, the silent collectors (a banner), the page.
+    "/alerts/": 3 + 3,
 }
 
 
@@ -586,8 +586,8 @@ def test_the_fleet_pages_cost_the_same_queries_at_3_and_30_devices(
 
 
 # The device; its supplies with their forecasts; their levels per day; its pages per day; its
-# counters; its open and its cleared alerts; its jobs.
-DETAIL_QUERIES = 3 + 8
+# counters; its open and its cleared alerts; its notes; its jobs.
+DETAIL_QUERIES = 3 + 9
 
 
 @pytest.mark.parametrize("size", [3, 30])
