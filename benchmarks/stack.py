@@ -666,13 +666,15 @@ class Snmpsim:
     """snmpsim-command-responder serving one recording per loopback endpoint (an SNMP engine of
     its own each), all under one community. Each recording is copied into the working
     directory, so a test may change a value there: snmpsim re-reads a file whose mtime moved.
+    The directory is its own under the system's temporary folder, readable by `nobody` (whom
+    snmpsim becomes when started as root): under pytest's basetemp it was not, whenever another
+    pytest session on the machine reset /tmp/pytest-of-<user> to 0700.
 
-        Snmpsim(dir, venv, community="acc", printers={"127.0.2.1": recording_path}, port=p)
+        Snmpsim(venv=venv, community="acc", printers={"127.0.2.1": recording_path}, port=p)
     """
 
     def __init__(
         self,
-        directory: Path,
         *,
         venv: Path,
         community: str,
@@ -684,6 +686,8 @@ class Snmpsim:
         for address in printers:
             if not address.startswith("127."):
                 raise ValueError(f"{address}: the simulator only listens on loopback here")
+        directory = Path(tempfile.mkdtemp(prefix="inkmeter-snmpsim-"))
+        directory.chmod(0o755)
         self.directory = directory
         self.community = community
         self.port = port
@@ -706,10 +710,6 @@ class Snmpsim:
             # snmpsim drops to `nobody`, who must read the data and write the index cache.
             for path in [directory, *directory.rglob("*")]:
                 shutil.chown(path, "nobody", "nogroup")
-            for path in [directory, *directory.parents]:
-                if path == Path("/"):
-                    break
-                path.chmod(path.stat().st_mode | 0o005)
             command += ["--process-user=nobody", "--process-group=nogroup"]
         self.log = log_dir / "snmpsim.log"
         self.process = Process("snmpsim", command, env=env, log=self.log)
@@ -726,6 +726,7 @@ class Snmpsim:
 
     def stop(self) -> None:
         self.process.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def set_value(self, address: str, oid: str, value: str) -> None:
         """Serve `value` for `oid` (an existing line of the recording) from now on."""

@@ -216,7 +216,6 @@ def test_journey(stack: Stack, snmpsim_venv: Path, tmp_path: Path) -> None:
     # --- The printers, and the real collector against them.
     snmp_port = free_port()
     snmpsim = Snmpsim(
-        tmp_path / "snmpsim",
         venv=snmpsim_venv,
         community=COMMUNITY,
         printers=printers,
