@@ -5,7 +5,10 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+# INKMETER_SHOTS puts them elsewhere (a CI artefact folder, say).
+SCREENSHOTS = Path(
+    os.environ.get("INKMETER_SHOTS") or Path(__file__).resolve().parents[2] / "var" / "screenshots"
+)
 
 
 # Package scope: Playwright's sync API keeps an event loop running while it is open, and later
