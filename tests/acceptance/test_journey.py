@@ -280,7 +280,7 @@ def _collect_and_alert(
     alert_mail = wait_for(
         "the reseller's printer-alert email", lambda: printer_alert_mail(stack), timeout=120
     )
-    assert alert_mail == ["[Inkmeter] 3 new printer alert(s)"], alert_mail
+    assert alert_mail == ["[Inkmeter] 3 new printer alerts"], alert_mail
     assert collector_said(collector, "upload: FlushReport") == 1  # the upload at start
 
     # --- The toner falls to 9 %, below the reorder point (15 %). The next scheduled poll is
