@@ -313,8 +313,8 @@ def _collector_report(
         if discovered.tzinfo is None:
             discovered = discovered.replace(tzinfo=UTC)
     return services.CollectorReport(
-        agent=source.agent,
-        host=source.host,
+        agent=normalise.text(source.agent),
+        host=normalise.text(source.host),
         outbox_backlog=None if isinstance(backlog, msgspec.UnsetType) else backlog,
         last_discovery_at=_utc(discovered),
     )

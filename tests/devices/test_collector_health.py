@@ -88,6 +88,19 @@ def test_an_older_collector_without_the_fields_shows_them_unknown(
     )
 
 
+def test_a_nul_in_what_the_collector_says_of_itself_is_dropped_not_a_500(
+    post: Any, collector: Signed
+) -> None:
+    """PostgreSQL text cannot hold NUL (the fuzz test found a 500 here): dropped, as from any
+    other text a sender reports (devices.normalise.text)."""
+    source = {"kind": "collector", "agent": "inkmeter-\x00collector/0.3.1", "host": "PC\x00-7"}
+
+    assert post(collector, body=_body(source)).status_code == 202
+
+    c = _fresh(collector.credential)
+    assert (c.agent, c.agent_host) == ("inkmeter-collector/0.3.1", "PC-7")
+
+
 def test_a_negative_backlog_is_refused_whole_and_nothing_is_recorded(
     post: Any, collector: Signed
 ) -> None:
