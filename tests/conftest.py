@@ -296,3 +296,21 @@ def login(client: Client) -> LoginFn:
         return client
 
     return _login
+
+
+# --- Whole stacks (benchmarks/stack.py) -----------------------------------------------------------
+# A test that runs its own stack (acceptance, faults) and fails reports the tail of every
+# process's log: the worker's or gunicorn's account of a fault is gone once the stack stops.
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    from benchmarks.stack import Stack, log_tail
+
+    outcome = yield
+    report = outcome.get_result()
+    stack = getattr(item, "funcargs", {}).get("stack")
+    if report.failed and isinstance(stack, Stack):
+        logs = [*sorted(stack.logs.glob("*.log")), stack.postgres.log]
+        text = "\n".join(f"--- {log.name} (tail) ---\n{log_tail(log)}" for log in logs)
+        report.sections.append(("stack logs", text))

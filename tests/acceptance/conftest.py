@@ -1,6 +1,7 @@
 """The acceptance stack: benchmarks/stack.py with HTTPS gunicorn on production settings, a Celery
 worker and beat, the SMTP sink, snmpsim serving real printer recordings on loopback, and the real
-`inkmeter-collector`. On a failure the report carries the tail of every process's log."""
+`inkmeter-collector`. On a failure the report carries the tail of every process's log
+(tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.stack import Stack, log_tail
+from benchmarks.stack import Stack
 from tests.collector import snmpsim_server
 from tests.collector.support import require_service
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
-    stack = getattr(item, "funcargs", {}).get("stack")
-    if report.failed and isinstance(stack, Stack):
-        logs = [*sorted(stack.logs.glob("*.log")), stack.postgres.log]
-        text = "\n".join(f"--- {log.name} (tail) ---\n{log_tail(log)}" for log in logs)
-        report.sections.append(("acceptance stack logs", text))
 
 
 @pytest.fixture
