@@ -559,6 +559,7 @@ class Worker:
         queues: list[str] | None,
         log: Path,
         name: str = "stack",
+        include: list[str] | None = None,
     ) -> None:
         command = [
             sys.executable,
@@ -574,6 +575,8 @@ class Worker:
             "--loglevel=INFO",
             f"--hostname={name}@%h",
             *(["--queues", ",".join(queues)] if queues else []),
+            # Modules of tasks beyond the product's (a test's own).
+            *(["--include", ",".join(include)] if include else []),
         ]
         self.log = log
         self.process = Process("celery worker", command, env=env, log=log)
@@ -826,6 +829,7 @@ class Stack:
         web_threads: int = 1,
         celery_concurrency: int = 2,
         queues: list[str] | None = None,
+        worker_include: list[str] | None = None,
         extra_env: dict[str, str] | None = None,
         beat: bool = False,
         keep_workdir: bool = False,
@@ -876,6 +880,7 @@ class Stack:
             concurrency=celery_concurrency,
             queues=queues,
             log=self.logs / "celery-worker.log",
+            include=worker_include,
         )
         self.beat: Beat | None = (
             Beat(env=self.env, directory=self.workdir, log=self.logs / "celery-beat.log")

@@ -19,6 +19,7 @@ from celery import Celery
 
 from benchmarks.stack import Stack, StackError, log_tail, wait_until
 from portal.celery import TASK_ROUTES
+from tests.faults import held_task
 from tests.faults.collectors import Collectors, Stored, Tally, stored
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.faults]
@@ -38,6 +39,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         tmp_path_factory.mktemp("faults") / "stack",
         web_workers=2,
         celery_concurrency=2,
+        worker_include=["tests.faults.held_task"],
         extra_env={"TELEMETRY_FOLLOWUP_GRACE_SECONDS": str(FOLLOWUP_GRACE_S)},
     ) as stack:
         print("\nstack up: " + ", ".join(f"{k} {v:.1f} s" for k, v in stack.timings.items()))
@@ -185,3 +187,35 @@ def test_redis_outage_ingestion_goes_on_and_followups_catch_up(stack):
     assert failed > 0, "no follow-up met the outage: the test proved nothing"
     assert db.followup_pending == 0
     assert_stored_once(tally, db)
+
+
+@pytest.mark.timeout(180)
+def test_redis_lost_while_a_task_runs_the_worker_lives_on_and_consumes_again(stack, tmp_path):
+    """The broker goes away while a task is in flight (delivered, not yet acknowledged): the
+    worker reconnects when Redis is back and runs what is sent next; it does not exit."""
+    client = Celery("faults", broker=stack.redis.url, set_as_current=False)
+    log = stack.logs / "celery-worker.log"
+    lost = "Connection to broker lost"
+    lost_before = log.read_text(errors="replace").count(lost)
+    held, after = tmp_path / "held", tmp_path / "after"
+    try:
+        client.send_task(held_task.NAME, args=[str(held), 10], queue="default")
+        wait_until(held.exists, timeout=60, what="the held task to start")
+
+        stack.redis.stop()
+        wait_until(
+            lambda: log.read_text(errors="replace").count(lost) > lost_before,
+            timeout=30,
+            what="the worker to notice the broker is gone",
+        )
+        stack.redis.start()
+
+        client.send_task(held_task.NAME, args=[str(after), 0], queue="default")
+        with contextlib.suppress(StackError):
+            wait_until(after.exists, timeout=60, what="a task sent after Redis came back")
+    finally:
+        client.close()
+    worker_log = log.read_text(errors="replace")
+    assert "Unrecoverable error" not in worker_log, log_tail(log)
+    assert stack.worker.process.running(), "the worker exited when the broker went away"
+    assert after.exists(), "the worker never consumed again after Redis came back"
