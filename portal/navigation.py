@@ -65,6 +65,7 @@ def navigation_for(ctx: TenantContext | None, path: str) -> list[dict[str, objec
     if ctx is None:
         return []
     sections: list[dict[str, object]] = []
+    current: dict[str, object] | None = None  # the longest link the path lies under
     for title, links in SECTIONS:
         items: list[dict[str, object]] = []
         for link in links:
@@ -74,8 +75,13 @@ def navigation_for(ctx: TenantContext | None, path: str) -> list[dict[str, objec
                 url = reverse(link.url_name)
             except NoReverseMatch:
                 continue
-            active = path == url if url == "/" else path.startswith(url)
-            items.append({"label": link.label, "url": url, "active": active})
+            item: dict[str, object] = {"label": link.label, "url": url, "active": False}
+            under = path == url if url == "/" else path.startswith(url)
+            if under and (current is None or len(url) > len(str(current["url"]))):
+                current = item
+            items.append(item)
         if items:
             sections.append({"title": title, "items": items})
+    if current is not None:
+        current["active"] = True
     return sections
