@@ -145,6 +145,9 @@ else:
 # --- Celery: Redis when REDIS_URL is set, otherwise tasks run eagerly in-process -------------
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
+# kombu's Redis transport with a guard that keeps the worker alive when Redis goes away
+# while a task is in flight (portal/broker.py).
+CELERY_BROKER_TRANSPORT = "portal.broker:Transport" if REDIS_URL else None
 CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
