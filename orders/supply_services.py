@@ -183,10 +183,11 @@ class _Run:
 
 
 def supplies_evaluate(*, device_ids: list[int]) -> int:
-    """Evaluate every supply of these devices; returns the number of supplies evaluated."""
+    """Evaluate every supply of these devices in service; returns the number evaluated. A
+    retired printer's readings are stored but not acted on (no alert, email or reorder)."""
     # System code (a task, the demo seed): each device names its own tenant.
     supplies = list(
-        Supply.unscoped.filter(device_id__in=sorted(set(device_ids)))
+        Supply.unscoped.filter(device_id__in=sorted(set(device_ids)), device__retired_at=None)
         .select_related("device", "device__reseller")
         .order_by("device_id", "supply_key")
     )
@@ -673,7 +674,8 @@ def supplies_pending(*, customer_id: int | None = None, limit: int = SWEEP_DEVIC
 
 def _pending_supplies(customer_id: int | None) -> Any:
     qs = Supply.unscoped.filter(
-        Q(forecast__isnull=True) | Q(observed_at__gt=F("forecast__evaluated_observed_at"))
+        Q(forecast__isnull=True) | Q(observed_at__gt=F("forecast__evaluated_observed_at")),
+        device__retired_at=None,  # pending again, with its newer readings, once back in service
     )
     return qs if customer_id is None else qs.filter(device__customer_id=customer_id)
 

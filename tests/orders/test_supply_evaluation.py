@@ -10,6 +10,7 @@ import pytest
 from django.core import mail
 from django.utils.timezone import now
 
+from devices import fleet_services
 from orders import catalog_services, services, supply_services, tasks
 from orders.models import (
     CartridgeReplacement,
@@ -412,3 +413,30 @@ def test_an_ink_rated_in_ml_has_no_page_yield_to_compare(
     evaluate(supply.device, django_capture_on_commit_callbacks)
 
     assert CartridgeReplacement.unscoped.get(supply=supply).rated_yield is None
+
+
+def test_a_retired_printer_raises_no_low_supply_alert_until_it_returns_to_service(
+    tenant, alice, bob, supply, product, report, django_capture_on_commit_callbacks
+):
+    """A retired printer that still reports is stored, not acted on: no forecast run, no alert,
+    no email, no reorder, and the sweep does not pick it up again and again. Back in service,
+    its newer readings are evaluated as any other's."""
+    ctx = TenantContext(reseller=tenant.reseller, role=Role.RESELLER_ADMIN, user=alice)
+    fleet_services.device_retire(ctx=ctx, device_id=supply.device_id)
+    report(*daily(30, 2, 10))  # ends at 12 %, below the default 15 %
+
+    evaluate(supply.device, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.orders_sweep_task.delay().get()
+
+    assert supply_services.supplies_pending() == []
+    assert not SupplyForecast.unscoped.filter(supply=supply).exists()
+    assert SupplyAlert.unscoped.count() == 0
+    assert mail.outbox == []
+
+    fleet_services.device_unretire(ctx=ctx, device_id=supply.device_id)
+    assert supply_services.supplies_pending() == [supply.device_id]
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.orders_sweep_task.delay().get()
+
+    assert SupplyAlert.unscoped.get(supply=supply).reason == "reorder_point"
