@@ -652,11 +652,11 @@ def statement_finalise(*, ctx: TenantContext, statement_id: int, by: User | None
         if changed != 1:
             raise StatementFinalError("This statement is final already.")
         audit_record(ctx=ctx, action="statement.finalise", obj=statement, detail={"number": number})
-        final = Statement.objects.for_tenant(ctx).select_related("customer").get(pk=statement.pk)
+        final = Statement.objects.for_tenant(ctx).get(pk=statement.pk)
         webhook_emit(
             reseller_id=ctx.reseller_id,
             event=Event.STATEMENT_FINALISED,
-            data={"statement": statement_webhook_data(final)},
+            data=lambda: {"statement": statement_webhook_data(final)},
         )
         statement_email_enqueue(statement_id=final.pk)
     return final

@@ -13,7 +13,7 @@ import random
 import secrets
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -188,13 +188,18 @@ def webhook_endpoint_rotate(*, ctx: TenantContext, endpoint_id: int) -> tuple[We
 # --- Events ---------------------------------------------------------------------------------
 
 
+# What the receiver gets under "data", or a function that builds it: called only when an
+# endpoint listens, so that an action of a reseller without webhooks reads nothing more.
+Data = dict[str, Any] | Callable[[], dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Emitted:
-    """One domain event of one reseller: `data` is what the receiver gets under "data"."""
+    """One domain event of one reseller."""
 
     reseller_id: int
     event: str
-    data: dict[str, Any]
+    data: Data
 
 
 def webhook_resellers_listening(*, reseller_ids: Sequence[int], event: str) -> set[int]:
@@ -207,7 +212,7 @@ def webhook_resellers_listening(*, reseller_ids: Sequence[int], event: str) -> s
     return {reseller_id for reseller_id, events in rows if event in events}
 
 
-def webhook_emit(*, reseller_id: int, event: str, data: dict[str, Any]) -> list[int]:
+def webhook_emit(*, reseller_id: int, event: str, data: Data) -> list[int]:
     return webhooks_emit(events=[Emitted(reseller_id=reseller_id, event=event, data=data)])
 
 
@@ -225,12 +230,18 @@ def webhooks_emit(*, events: Sequence[Emitted]) -> list[int]:
     if not endpoints:
         return []
     moment = now()
-    rows = []
+    rows: list[WebhookDelivery] = []
     for emitted in events:
-        payload = _payload(emitted.event, emitted.data, moment)
-        for endpoint in endpoints:
-            if endpoint.reseller_id == emitted.reseller_id and emitted.event in endpoint.events:
-                rows.append(_delivery(endpoint, emitted.event, payload, moment))
+        listening = [
+            endpoint
+            for endpoint in endpoints
+            if endpoint.reseller_id == emitted.reseller_id and emitted.event in endpoint.events
+        ]
+        if not listening:
+            continue
+        data = emitted.data() if callable(emitted.data) else emitted.data
+        payload = _payload(emitted.event, data, moment)
+        rows.extend(_delivery(endpoint, emitted.event, payload, moment) for endpoint in listening)
     ids = [d.pk for d in WebhookDelivery.unscoped.bulk_create(rows)]
     if ids:
         transaction.on_commit(lambda: _deliveries_enqueue(ids))

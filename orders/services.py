@@ -264,7 +264,7 @@ def order_transition(
             webhook_emit(
                 reseller_id=order.reseller_id,
                 event=WEBHOOK_EVENTS[target],
-                data={"order": order_webhook_data(order)},
+                data=lambda: {"order": order_webhook_data(order)},
             )
     return order
 

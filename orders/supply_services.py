@@ -529,7 +529,7 @@ def _alert_raise(
     webhook_emit(
         reseller_id=device.reseller_id,
         event=Event.SUPPLY_LOW,
-        data=supply_low_webhook_data(alert, device, supply),
+        data=lambda: supply_low_webhook_data(alert, device, supply),
     )
     if policy.mode != ReorderPolicy.Mode.ALERT and product is not None:
         _order_automatic(ctx, device, supply, product, policy)
