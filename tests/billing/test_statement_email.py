@@ -8,6 +8,7 @@ import json
 import pytest
 import time_machine
 from django.core import mail
+from django.urls import reverse
 
 from billing import email_services, statement_services
 from billing.models import Statement
@@ -127,3 +128,22 @@ def test_finalising_announces_the_statement_once_to_webhooks(
     assert (data["id"], data["number"], data["currency"]) == (final.pk, final.number, "EUR")
     assert data["total"] == str(final.total)
     assert data["customer"]["name"] == tenant.customer.name
+
+
+def test_the_billing_email_set_on_the_customer_form_receives_the_statement(
+    tenant, draft, login, alice, django_capture_on_commit_callbacks
+):
+    client = login(alice)
+    edit = reverse("customer-edit", kwargs={"customer_id": tenant.customer.pk})
+    form = client.get(edit).content.decode()
+    assert 'name="billing_email"' in form
+
+    refused = client.post(edit, {"name": tenant.customer.name, "billing_email": "nope"})
+    saved = client.post(edit, {"name": tenant.customer.name, "billing_email": "ap@alpha.test"})
+    final = finalise(tenant, draft, django_capture_on_commit_callbacks)
+
+    assert "billing_email" in refused.context["form"].errors
+    assert saved.status_code == 302
+    [message] = mail.outbox
+    assert message.to == ["ap@alpha.test"]
+    assert message.attachments[0][0] == f"statement-{final.number}.pdf"
