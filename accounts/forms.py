@@ -13,7 +13,9 @@ from portal.tenancy import CUSTOMER_ROLES, RESELLER_ROLES, Role
 class CustomerForm(forms.Form):
     name = forms.CharField(max_length=200)
     account_number = forms.CharField(max_length=64, required=False)
-    billing_email = forms.EmailField(required=False)
+    billing_email = forms.EmailField(
+        required=False, help_text="Finalised statements are emailed here, with the PDF."
+    )
     billing_address = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,

@@ -24,6 +24,7 @@ from django.utils.timezone import now
 
 from accounts.models import User
 from accounts.services import audit_record
+from billing.email_services import statement_email_enqueue
 from billing.models import (
     Contract,
     ContractDevice,
@@ -53,6 +54,8 @@ from billing.pricing import (
 from billing.usage_selectors import Member, usage_growth
 from devices.models import Snapshot
 from devices.writer import Writer
+from integrations.models import Event
+from integrations.services import webhook_emit
 from portal import rls
 from portal.errors import ConflictError, DomainError, NotFoundError, PermissionDeniedError
 from portal.tenancy import ADMIN_ROLES, Role, TenantContext
@@ -649,7 +652,37 @@ def statement_finalise(*, ctx: TenantContext, statement_id: int, by: User | None
         if changed != 1:
             raise StatementFinalError("This statement is final already.")
         audit_record(ctx=ctx, action="statement.finalise", obj=statement, detail={"number": number})
-    return Statement.objects.for_tenant(ctx).get(pk=statement.pk)
+        final = Statement.objects.for_tenant(ctx).get(pk=statement.pk)
+        webhook_emit(
+            reseller_id=ctx.reseller_id,
+            event=Event.STATEMENT_FINALISED,
+            data=lambda: {"statement": statement_webhook_data(final)},
+        )
+        statement_email_enqueue(statement_id=final.pk)
+    return final
+
+
+def statement_webhook_data(statement: Statement) -> dict[str, Any]:
+    customer = statement.customer
+    return {
+        "id": statement.pk,
+        "number": statement.number,
+        "kind": statement.kind,
+        "adjusts": statement.adjusts_id,
+        "customer": {
+            "id": customer.pk,
+            "name": customer.name,
+            "account_number": customer.account_number,
+        },
+        "contract": statement.contract_id,
+        "period_start": statement.period_start,
+        "period_end": statement.period_end,
+        "currency": statement.currency,
+        "subtotal": statement.subtotal,
+        "tax": statement.tax,
+        "total": statement.total,
+        "finalised_at": statement.finalised_at,
+    }
 
 
 def _line_key(line: StatementLine | LineRow) -> LineKey:

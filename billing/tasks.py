@@ -5,7 +5,7 @@ from datetime import date
 from celery import shared_task
 from django.utils.timezone import now
 
-from billing import pdf_services, statement_services
+from billing import email_services, pdf_services, statement_services
 from billing.models import StatementPdf
 from portal import rls
 from portal.tenancy import TenantContext
@@ -48,3 +48,27 @@ def statement_pdf_render_task(*, document_id: int) -> bool:
         return False
     with rls.tenant(reseller_id):
         return pdf_services.statement_pdf_render(document_id=document_id)
+
+
+@shared_task(
+    acks_late=True,
+    soft_time_limit=540,
+    time_limit=600,
+    autoretry_for=(email_services.StatementPdfUnavailableError,),
+    retry_backoff=60,
+    max_retries=5,
+)
+def statement_email_task(*, statement_id: int) -> bool:
+    """A finalised statement's email with its PDF, on the `pdf` queue (rendering first)."""
+    from billing.models import Statement
+
+    reseller_id = rls.reseller_of(Statement, statement_id)
+    if reseller_id is None:
+        return False
+    with rls.tenant(reseller_id):
+        return email_services.statement_email_send(statement_id=statement_id) is not None
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def statements_email_sweep_task() -> int:
+    return email_services.statements_email_sweep()  # scoped by itself

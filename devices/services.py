@@ -701,6 +701,7 @@ def devices_offline_sweep(*, limit: int = 5000) -> int:
             ],
             ignore_conflicts=True,
         )
+        _offline_webhooks_emit(states, moment)
     alert_ids = list(
         Alert.unscoped.filter(
             device_id__in=[s[0] for s in states], code=Alert.OFFLINE_CODE, episode=moment
@@ -708,6 +709,44 @@ def devices_offline_sweep(*, limit: int = 5000) -> int:
     )
     transaction.on_commit(lambda: _enqueue_alerts_notify(alert_ids))
     return len(states)
+
+
+def _offline_webhooks_emit(states: list[tuple[int, int, datetime]], moment: datetime) -> None:
+    """device.offline for the devices of resellers listening for it; the data is read only
+    for them (a sweep may mark thousands offline at once)."""
+    from integrations.models import Event
+    from integrations.services import Emitted, webhook_resellers_listening, webhooks_emit
+
+    listening = webhook_resellers_listening(
+        reseller_ids=[s[1] for s in states], event=Event.DEVICE_OFFLINE
+    )
+    if not listening:
+        return
+    last_seen = {device_id: seen for device_id, _, seen in states}
+    devices = Device.unscoped.filter(pk__in=[s[0] for s in states if s[1] in listening]).order_by(
+        "pk"
+    )
+    webhooks_emit(
+        events=[
+            Emitted(
+                reseller_id=device.reseller_id,
+                event=Event.DEVICE_OFFLINE,
+                data={
+                    "device": {
+                        "id": device.pk,
+                        "serial": device.serial,
+                        "name": device.name,
+                        "model": device.model,
+                        "customer": device.customer_id,
+                        "site": device.site_id,
+                    },
+                    "last_seen_at": last_seen[device.pk],
+                    "offline_since": moment,
+                },
+            )
+            for device in devices
+        ]
+    )
 
 
 def _enqueue_alerts_notify(alert_ids: list[int]) -> None:

@@ -70,6 +70,7 @@ def emails_queue(
     order: Order | None = None,
     supply_alert: SupplyAlert | None = None,
     invitation: Invitation | None = None,
+    statement: Any = None,
 ) -> list[EmailLog]:
     """Log one email per recipient and send them once the caller's transaction commits."""
     # One body for every recipient, whoever's request asked for it: the installation's formats.
@@ -89,6 +90,7 @@ def emails_queue(
                 order=order,
                 supply_alert=supply_alert,
                 invitation=invitation,
+                statement=statement,
             )
             for recipient in unique
         ]
@@ -172,6 +174,8 @@ def _email_deliver(email: EmailLog) -> bool:
         headers={"Message-ID": message_id(email)},
     )
     try:
+        if email.statement_id is not None:
+            message.attach(*_statement_attachment(email), "application/pdf")
         message.send()
     except Exception as exc:  # kept on the row, shown in the portal's email log
         _email_attempt_failed(email, exc)
@@ -182,6 +186,18 @@ def _email_deliver(email: EmailLog) -> bool:
             status=EmailLog.Status.SENT, sent_at=now(), error=""
         )
     return True
+
+
+def _statement_attachment(email: EmailLog) -> tuple[str, bytes]:
+    """The statement's PDF, read from its stored document at each attempt (the log keeps no
+    bytes of its own)."""
+    from billing.email_services import statement_pdf_attachment
+
+    with rls.tenant(email.reseller_id):
+        attachment = statement_pdf_attachment(statement_id=int(email.statement_id or 0))
+    if attachment is None:
+        raise LookupError(f"the PDF of statement {email.statement_id} is not ready")
+    return attachment
 
 
 def _body_to_send(email: EmailLog) -> str:

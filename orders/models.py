@@ -313,6 +313,7 @@ class EmailLog(TenantModel):
         COLLECTOR_SILENT = "collector_silent", "Silent data collector"
         ORDER_STATUS = "order_status", "Order status"
         INVITATION = "invitation", "Invitation"
+        STATEMENT = "statement", "Usage statement"
 
     # The kinds a person may opt out of (NotificationPreference): an invitation is not one.
     NOTIFICATION_KINDS: ClassVar[tuple[str, ...]] = (
@@ -349,6 +350,11 @@ class EmailLog(TenantModel):
         blank=True,
         related_name="+",
     )
+    # A finalised statement's email to the billing contact: its PDF is attached at each attempt
+    # (billing/email_services.py).
+    statement = models.ForeignKey(
+        "billing.Statement", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     # Claims taken so far; the claim that would exceed EMAIL_SEND_ATTEMPTS marks the row failed.
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -369,6 +375,14 @@ class EmailLog(TenantModel):
                 fields=["next_attempt_at"],
                 condition=Q(status__in=["pending", "sending"]),
                 name="orders_email_due",
+            ),
+        ]
+        constraints = [
+            # statement_email_send logs a statement's email once, however often its task runs.
+            models.UniqueConstraint(
+                fields=["statement"],
+                condition=Q(statement__isnull=False),
+                name="orders_email_statement_once",
             ),
         ]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -18,6 +19,8 @@ from django.utils.timezone import now
 from accounts.models import Site
 from accounts.services import audit_record
 from devices.models import Supply
+from integrations.models import Event
+from integrations.services import webhook_emit
 from orders.catalog_services import policy_effective
 from orders.email_services import customer_recipients, emails_queue, opted_out
 from orders.models import (
@@ -257,7 +260,44 @@ def order_transition(
             ctx=ctx, action="order.transition", obj=order, detail={"from": current, "to": target}
         )
         _order_notify(order, target, note)
+        if target in WEBHOOK_EVENTS:
+            webhook_emit(
+                reseller_id=order.reseller_id,
+                event=WEBHOOK_EVENTS[target],
+                data=lambda: {"order": order_webhook_data(order)},
+            )
     return order
+
+
+# An order is placed when it reaches the reseller (straight away, or once a customer admin
+# approved it); each status is reached at most once (ORDER_TRANSITIONS).
+WEBHOOK_EVENTS = {S.SUBMITTED: Event.ORDER_PLACED, S.SHIPPED: Event.ORDER_SHIPPED}
+
+
+def order_webhook_data(order: Order) -> dict[str, Any]:
+    lines = order.lines.select_related("product").order_by("pk")
+    return {
+        "id": order.pk,
+        "number": order.number,
+        "status": order.status,
+        "source": order.source,
+        "customer": order.customer_id,
+        "site": order.site_id,
+        "currency": order.currency,
+        "carrier": order.carrier,
+        "tracking_number": order.tracking_number,
+        "lines": [
+            {
+                "sku": line.product.sku,
+                "name": line.product.name,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "line_total": line.line_total,
+                "supply": line.supply_id,
+            }
+            for line in lines
+        ],
+    }
 
 
 def _order_notify(order: Order, status: S, note: str) -> None:

@@ -25,6 +25,8 @@ from django.utils.timezone import now
 from accounts.models import Customer, Reseller
 from devices.models import Alert, CounterReading, Device, Supply, SupplyReading
 from devices.writer import Writer
+from integrations.models import Event
+from integrations.services import webhook_emit
 from orders import catalog_services, email_services, services
 from orders import forecast as fc
 from orders.models import (
@@ -525,8 +527,40 @@ def _alert_raise(
         return  # another evaluation raised it first: one open alert per supply
     alert_id = alert.pk
     transaction.on_commit(lambda: _alert_enqueue(alert_id))
+    webhook_emit(
+        reseller_id=device.reseller_id,
+        event=Event.SUPPLY_LOW,
+        data=lambda: supply_low_webhook_data(alert, device, supply),
+    )
     if policy.mode != ReorderPolicy.Mode.ALERT and product is not None:
         _order_automatic(ctx, device, supply, product, policy)
+
+
+def supply_low_webhook_data(alert: SupplyAlert, device: Device, supply: Supply) -> dict[str, Any]:
+    return {
+        "alert": {
+            "id": alert.pk,
+            "reason": alert.reason,
+            "percent": alert.percent,
+            "days_to_empty": alert.days_to_empty,
+            "created_at": alert.created_at,
+        },
+        "device": {
+            "id": device.pk,
+            "serial": device.serial,
+            "model": device.model,
+            "customer": device.customer_id,
+            "site": device.site_id,
+        },
+        "supply": {
+            "id": supply.pk,
+            "key": supply.supply_key,
+            "kind": supply.kind,
+            "color": supply.color,
+            "description": supply.description,
+            "part_number": supply.part_number,
+        },
+    }
 
 
 def _order_automatic(

@@ -44,6 +44,14 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "orders.tasks.orders_sweep_task",
         "schedule": crontab(minute="*/2"),
     },
+    "webhooks-deliver-sweep": {
+        "task": "integrations.tasks.webhooks_deliver_sweep_task",
+        "schedule": crontab(),  # retries are due by the minute (integrations/services.py)
+    },
+    "billing-statements-email-sweep": {
+        "task": "billing.tasks.statements_email_sweep_task",
+        "schedule": crontab(minute="*/15"),
+    },
     "billing-statements-close": {
         "task": "billing.tasks.statements_close_task",
         "schedule": crontab(hour=1, minute=30),
@@ -74,6 +82,8 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "devices.tasks.partition*": {"queue": "default"},
     "*.tasks.*email*": {"queue": "email"},
     "*.tasks.*notify*": {"queue": "email"},
+    # A finalised statement's email renders its PDF first.
+    "billing.tasks.statement_email_task": {"queue": "pdf"},
     # PDF rendering is CPU-bound and slow per item; no task renders one yet (docs/scale.md).
     "*.tasks.*pdf*": {"queue": "pdf"},
     # Telemetry follow-ups, supply evaluation after ingest, the offline sweep.

@@ -208,6 +208,7 @@ AUDIT_GROUPS = {
     "invitation": "Invitations",
     "membership": "Users and roles",
     "api_token": "API tokens",
+    "webhook": "Webhooks",
     "credential": "Collectors and printer credentials",
     "contract": "Contracts",
     "plan": "Price plans",
@@ -289,6 +290,10 @@ def audit_sentence(action: str, detail: Mapping[str, Any] | None, object_id: str
         ),
         "api_token.create": lambda: f"Created the API token {_quoted(get('name', ''))}.",
         "api_token.revoke": lambda: "Revoked an API token.",
+        "webhook.create": lambda: f"Added the webhook endpoint {get('url', '')}.",
+        "webhook.update": lambda: f"Changed a webhook endpoint's {_fields(d)}.",
+        "webhook.rotate": lambda: "Made a new signing secret for a webhook endpoint.",
+        "webhook.redeliver": lambda: f"Sent the {get('event', '')} event of a webhook again.",
         "credential.create": lambda: (
             f"Created the {words(get('kind', '')).lower()} credential {_quoted(get('name', ''))}."
         ),

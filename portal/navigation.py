@@ -53,6 +53,7 @@ SECTIONS: list[tuple[str, list[Link]]] = [
             Link("Collector health", "collector-health", ADMIN_ROLES | {Role.RESELLER_SUPPORT}),
             Link("Users", "user-list", ADMIN_ROLES),
             Link("API tokens", "api-token-list", ADMIN_ROLES),
+            Link("Webhooks", "webhook-list", ADMIN_ROLES),
             Link("Audit log", "audit-list", ADMIN_ROLES),
             Link("Reorder policies", "policy-list", REORDER_POLICY_EDITORS),
             Link("Emails", "email-list", EVERYONE),

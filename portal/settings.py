@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "devices",
     "billing",
     "orders",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -189,6 +190,21 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 EMAIL_SEND_LEASE_SECONDS = env.int("EMAIL_SEND_LEASE_SECONDS", default=300)
 # Sends tried (errors back off between tries) before an email is marked failed.
 EMAIL_SEND_ATTEMPTS = env.int("EMAIL_SEND_ATTEMPTS", default=5)
+
+# --- Webhooks (integrations/, docs/webhooks.md) ---------------------------------------------
+
+# Seconds to connect to a receiver and to wait for each read of its answer: a slow receiver
+# costs a retry, never a stuck worker.
+WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=3.0)
+WEBHOOK_READ_TIMEOUT = env.float("WEBHOOK_READ_TIMEOUT", default=10.0)
+# Attempts (errors back off exponentially, with jitter, between them) before a delivery fails.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+# The first retry waits about this long, each later one about twice as long, at most an hour.
+WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
+# Endpoints on loopback, private, link-local or reserved addresses are refused (the portal's
+# own network must not be reachable through it, SSRF); a development set-up or the tests that
+# deliver to a local server turn this on explicitly.
+WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=False)
 
 # --- Authentication (django-allauth, email login, TOTP for privileged roles) ----------------
 

@@ -44,4 +44,5 @@ urlpatterns = [
     path("", include("devices.urls")),
     path("", include("billing.urls")),
     path("", include("orders.urls")),
+    path("", include("integrations.urls")),
 ]

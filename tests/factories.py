@@ -376,6 +376,31 @@ def orders_for_isolation(*, reseller: Reseller, customer: Customer, site: Site) 
     }
 
 
+def integrations_for_isolation(
+    *, reseller: Reseller, customer: Customer, site: Site
+) -> dict[str, Any]:
+    """Tenant A's webhook endpoint and one delivery to it."""
+    from integrations.models import Event, WebhookDelivery, WebhookEndpoint
+
+    endpoint = WebhookEndpoint.unscoped.create(
+        reseller=reseller,
+        url="https://zzalpha-hooks.example/in",
+        description="zzalpha ERP",
+        secret="whsec_zzalpha-secret",
+        events=[Event.ORDER_PLACED],
+    )
+    delivery = WebhookDelivery.unscoped.create(
+        reseller=reseller,
+        endpoint=endpoint,
+        event=Event.ORDER_PLACED,
+        payload={"data": {"note": "zzalpha order"}},
+        status=WebhookDelivery.Status.FAILED,
+        attempts=1,
+        response_excerpt="zzalpha answer",
+    )
+    return {"webhook_endpoint": endpoint, "webhook_delivery": delivery}
+
+
 def billing_for_isolation(*, reseller: Reseller, customer: Customer, site: Site) -> dict[str, Any]:
     """Tenant A's price plan, contract with a printer, and a computed draft statement."""
     from datetime import date

@@ -98,6 +98,7 @@ def _fleet() -> Fleet:
         JobFactory(device=device, name="Quarterly freight report.pdf")
     device = devices[0]
     AlertFactory(device=device, severity="critical", description="Paper jam in tray 2")
+    _webhooks(reseller)
 
     product = ProductFactory(reseller=reseller, name="HP 212X Cyan toner", sku="W2121X")
     order = Order.unscoped.create(
@@ -170,6 +171,30 @@ def final_statements_cleared(live_server):
                 cursor.execute(sql)
 
 
+def _webhooks(reseller: Any) -> None:
+    """An ERP endpoint with a delivery that failed and one that went through."""
+    from integrations.models import Event, WebhookDelivery, WebhookEndpoint
+
+    endpoint = WebhookEndpoint.unscoped.create(
+        reseller=reseller,
+        url="https://erp.northwind-print.example/inkmeter/webhooks/incoming-events",
+        description="ERP order intake",
+        secret="whsec_walk",
+        events=[Event.ORDER_PLACED, Event.STATEMENT_FINALISED],
+    )
+    for status, code in (("failed", 502), ("succeeded", 200)):
+        WebhookDelivery.unscoped.create(
+            reseller=reseller,
+            endpoint=endpoint,
+            event=Event.ORDER_PLACED,
+            payload={"type": "order.placed"},
+            status=status,
+            attempts=8 if status == "failed" else 1,
+            response_code=code,
+            error="HTTP 502" if code == 502 else "",
+        )
+
+
 def _member(fleet: Fleet, role: Role, email: str) -> Any:
     totp = role in (Role.RESELLER_ADMIN, Role.RESELLER_FINANCE)
     user = UserFactory(email=email, totp=totp)
@@ -201,7 +226,10 @@ def _sign_in_browser(page: Any, live_server: Any, user: Any) -> None:
 DEVICES = ["dashboard", "devices", "device", "supplies", "alerts", "orders", "order"]
 STATEMENTS = ["statements", "statement"]
 WALKS: dict[str, tuple[Role, list[str]]] = {
-    "reseller-admin": (Role.RESELLER_ADMIN, [*DEVICES, *STATEMENTS, "customers", "users"]),
+    "reseller-admin": (
+        Role.RESELLER_ADMIN,
+        [*DEVICES, *STATEMENTS, "customers", "users", "webhooks", "webhook-deliveries"],
+    ),
     "reseller-support": (Role.RESELLER_SUPPORT, [*DEVICES, "customers"]),
     "finance": (Role.RESELLER_FINANCE, [*DEVICES, *STATEMENTS]),
     "customer": (Role.CUSTOMER_ADMIN, [*DEVICES, *STATEMENTS]),
@@ -217,6 +245,7 @@ LIST_ROUTES = {
     "statements": "statement-list",
     "customers": "customer-list",
     "users": "user-list",
+    "webhooks": "webhook-list",
     "resellers": "operator-home",
     "operator-audit": "operator-audit",
 }
@@ -229,6 +258,8 @@ def _url(name: str, fleet: Fleet) -> str:
         return reverse("order-detail", kwargs={"order_id": fleet.order.pk})
     if name == "statement":
         return reverse("statement-detail", kwargs={"statement_id": fleet.statement.pk})
+    if name == "webhook-deliveries":
+        return reverse("webhook-deliveries")
     return reverse(LIST_ROUTES[name])
 
 

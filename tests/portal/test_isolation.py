@@ -121,6 +121,8 @@ OBJECT_KWARGS = {
     "policy_id": "policy",
     "email_id": "email",
     "supply_alert_id": "supply_alert",
+    "endpoint_id": "webhook_endpoint",
+    "delivery_id": "webhook_delivery",
 }
 # URL kwargs that are secrets or keys (links from emails): tenant B cannot know A's, so they get
 # a random value and the route must not reveal anything for it.

@@ -48,7 +48,7 @@ PARTITIONED_MODELS = {
     ("devices", "counterreading"),
     ("devices", "supplyreading"),
 }
-PROJECT_APPS = ("accounts", "devices", "billing", "orders", "portal")
+PROJECT_APPS = ("accounts", "devices", "billing", "orders", "portal", "integrations")
 
 # Migrations that predate this guard: they ran when the tables were small or empty.
 GRANDFATHERED = {

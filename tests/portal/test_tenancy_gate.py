@@ -12,7 +12,7 @@ from portal.tenancy import Role, TenantContext, TenantModel, UnscopedQueryError
 from tests.factories import CustomerFactory, SiteFactory
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ["portal", "accounts", "devices", "billing", "orders"]
+APPS = ["portal", "accounts", "devices", "billing", "orders", "integrations"]
 # Modules where tenant rows are read and written, on purpose, through the gate's two doors
 # (`*selectors.py` and `*services.py` include split modules such as fleet_selectors.py).
 ALLOWED = {"ingest.py", "admin.py", "writer.py", "simulator.py"}
