@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -12,11 +14,14 @@ from django.utils.timezone import now
 
 from accounts.models import Site
 from devices.models import (
+    Alert,
     AuthFailure,
+    CounterReading,
     Credential,
     Device,
     DeviceNote,
     Snapshot,
+    Supply,
     TelemetryPolicy,
 )
 from portal.errors import NotFoundError
@@ -143,3 +148,151 @@ def collector_silent_count(*, ctx: TenantContext) -> int:
 
 def device_note_list(*, ctx: TenantContext, device_id: int) -> QuerySet[DeviceNote]:
     return DeviceNote.objects.for_tenant(ctx).filter(device_id=device_id).select_related("author")
+
+
+# --- Integration API (devices/api.py): lists that clients sync by cursor ----------------------
+# Each returns its rows filtered and unordered: portal.api.KeysetPagination orders them by
+# their key and reads one page after the cursor.
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceSyncFilter:
+    customer_id: int | None = None
+    site_id: int | None = None
+    status: str = ""
+    lifecycle: str = "all"
+    updated_since: datetime | None = None
+
+
+def device_sync_list(*, ctx: TenantContext, f: DeviceSyncFilter) -> QuerySet[Device]:
+    """Devices as the fleet list filters them (status as it shows it), retired ones included
+    unless asked otherwise. `updated_since`: the registry row changed (Device.updated_at), or
+    the device reported (its status, counters and supplies may have moved), or went offline."""
+    from devices.fleet_selectors import DeviceFilter, device_list
+
+    rows = device_list(
+        ctx=ctx,
+        f=DeviceFilter(
+            lifecycle=f.lifecycle, customer_id=f.customer_id, site_id=f.site_id, status=f.status
+        ),
+    ).rows
+    if f.updated_since is not None:
+        t = f.updated_since
+        rows = rows.filter(
+            Q(updated_at__gte=t) | Q(state__last_seen_at__gte=t) | Q(state__offline_since__gte=t)
+        )
+    return rows
+
+
+def device_sync_load(*, ctx: TenantContext) -> Callable[[QuerySet[Device]], QuerySet[Device]]:
+    """A page of devices with their state and open alerts (not snoozed), as the fleet counts."""
+    from devices.fleet_selectors import alert_is_open
+
+    def load(page: QuerySet[Device]) -> QuerySet[Device]:
+        # The alert belongs to the device, hence to the scope already applied to it.
+        open_alerts = (
+            Alert.unscoped.filter(alert_is_open(now()), device_id=OuterRef("pk"))
+            .order_by()
+            .values("device_id")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return page.select_related("state").annotate(open_alerts=Coalesce(Subquery(open_alerts), 0))
+
+    return load
+
+
+def supply_sync_list(
+    *,
+    ctx: TenantContext,
+    device_id: int | None = None,
+    customer_id: int | None = None,
+    below_percent: float | None = None,
+    updated_since: datetime | None = None,
+) -> QuerySet[Supply]:
+    """Current supply states of the devices in service. A supply row changes only when its
+    device reports it (ingestion), which sets `observed_at`: that is its `updated_since`."""
+    rows = Supply.objects.for_tenant(ctx).filter(device__retired_at__isnull=True)
+    if device_id is not None:
+        rows = rows.filter(device_id=device_id)
+    if customer_id is not None:
+        rows = rows.filter(device__customer_id=customer_id)
+    if below_percent is not None:
+        rows = rows.filter(percent__lt=below_percent)
+    if updated_since is not None:
+        rows = rows.filter(observed_at__gte=updated_since)
+    return rows.select_related("device")
+
+
+def alert_sync_list(
+    *,
+    ctx: TenantContext,
+    is_open: bool | None = None,
+    device_id: int | None = None,
+    code: str = "",
+    severity: str = "",
+    updated_since: datetime | None = None,
+) -> QuerySet[Alert]:
+    """Alert episodes, open (not cleared, snoozed or not) or cleared. `updated_since` reads the
+    times an alert keeps: first and last reported, cleared, acknowledged. A snooze keeps only
+    its end, so snoozing alone does not make an alert updated."""
+    rows = Alert.objects.for_tenant(ctx)
+    if is_open is not None:
+        rows = rows.filter(cleared_at__isnull=is_open)
+    if device_id is not None:
+        rows = rows.filter(device_id=device_id)
+    if code:
+        rows = rows.filter(code=code)
+    if severity:
+        rows = rows.filter(severity=severity)
+    if updated_since is not None:
+        t = updated_since
+        rows = rows.filter(
+            Q(first_seen_at__gte=t)
+            | Q(last_seen_at__gte=t)
+            | Q(cleared_at__gte=t)
+            | Q(acknowledged_at__gte=t)
+        )
+    return rows.select_related("device")
+
+
+# Key of the meter-read history: devices_snapshot_by_reseller (fleet) and
+# devices_snapshot_by_time (one device) serve it.
+METER_READ_KEYS = ("collected_at", "id")
+
+
+def meter_read_list(
+    *, ctx: TenantContext, device_id: int | None = None, since: datetime | None = None
+) -> QuerySet[Snapshot]:
+    """Meter reads: each stored snapshot is one read of a device's counters at collected_at
+    (append-only). Their counters come with meter_read_counters, for a page at a time."""
+    rows = Snapshot.objects.for_tenant(ctx)
+    if device_id is not None:
+        rows = rows.filter(device_id=device_id)
+    if since is not None:
+        rows = rows.filter(collected_at__gte=since)
+    return rows.select_related("device")
+
+
+def meter_read_counters(
+    *, ctx: TenantContext, reads: Sequence[Snapshot]
+) -> dict[tuple[int, datetime], list[CounterReading]]:
+    """The counter readings of a page of meter reads, by (device id, collected_at): one query,
+    each device's readings found by the counter series index and the month partitions."""
+    times: dict[int, set[datetime]] = defaultdict(set)
+    for read in reads:
+        times[read.device_id].add(read.collected_at)
+    if not times:
+        return {}
+    which = Q()
+    for device_id, moments in times.items():
+        which |= Q(device_id=device_id, collected_at__in=sorted(moments))
+    rows = (
+        CounterReading.objects.for_tenant(ctx)
+        .filter(which)
+        .order_by("device_id", "collected_at", "name", "media_type", "color", "unit")
+    )
+    found: dict[tuple[int, datetime], list[CounterReading]] = defaultdict(list)
+    for reading in rows:
+        found[(reading.device_id, reading.collected_at)].append(reading)
+    return dict(found)
