@@ -165,7 +165,7 @@ class KeysetPagination(pagination.BasePagination):
         fields = [model._meta.pk if k == "pk" else model._meta.get_field(k) for k in keys]
         try:
             parsed = [f.to_python(v) for f, v in zip(fields, values, strict=True)]  # type: ignore[union-attr]
-        except (ValidationError, TypeError) as exc:
+        except (ValidationError, TypeError, ValueError, OverflowError) as exc:
             raise refused from exc
         if any(
             v is None

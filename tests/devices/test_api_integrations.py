@@ -328,6 +328,10 @@ def test_updated_since_lists_what_changed(
         ("/api/v1/devices", {"cursor": "WzEsMl0"}, "cursor"),  # [1, 2]: the wrong shape
         ("/api/v1/devices", {"cursor": "WyJ4Il0"}, "cursor"),  # ["x"]
         ("/api/v1/devices", {"cursor": "Wy0xXQ"}, "cursor"),  # [-1]
+        ("/api/v1/devices", {"cursor": "W0luZmluaXR5XQ"}, "cursor"),  # [Infinity]
+        ("/api/v1/devices", {"cursor": "W05hTl0"}, "cursor"),  # [NaN]
+        ("/api/v1/devices", {"cursor": "W1sxXV0"}, "cursor"),  # [[1]]
+        ("/api/v1/devices", {"cursor": "x" * 501}, "cursor"),
         ("/api/v1/meter-reads", {"cursor": "WyJ4IiwgMV0"}, "cursor"),  # ["x", 1]
         # A time without an offset: not a cursor this API gives.
         ("/api/v1/meter-reads", {"cursor": "WyIyMDI2LTAzLTAyVDA4OjAwOjAwIiwgMV0"}, "cursor"),
