@@ -6,8 +6,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
+from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils.timezone import now
@@ -277,13 +278,21 @@ def meter_read_list(
 def meter_read_counters(
     *, ctx: TenantContext, reads: Sequence[Snapshot]
 ) -> dict[tuple[int, datetime], list[CounterReading]]:
-    """The counter readings of a page of meter reads, by (device id, collected_at): one query,
-    each device's readings found by the counter series index and the month partitions."""
+    """The counter readings of a page of meter reads, by (device id, collected_at), in one
+    query. The reads come from a tenant-scoped query, so their devices are the caller's.
+
+    On PostgreSQL each read is one probe of the counter series index in the month partition of
+    its time (a nested loop over the reads, pruned per read at run time): an OR of the reads'
+    conditions was planned as one bitmap scan of every partition, five times slower. The probe
+    still reads the device's index entries of that month to match collected_at (the index
+    leads with the counter's name): about 0.7 ms a read at three counters, measured."""
+    if not reads:
+        return {}
+    if connection.vendor == "postgresql":
+        return _meter_read_counters_probed(ctx=ctx, reads=reads)
     times: dict[int, set[datetime]] = defaultdict(set)
     for read in reads:
         times[read.device_id].add(read.collected_at)
-    if not times:
-        return {}
     which = Q()
     for device_id, moments in times.items():
         which |= Q(device_id=device_id, collected_at__in=sorted(moments))
@@ -295,4 +304,38 @@ def meter_read_counters(
     found: dict[tuple[int, datetime], list[CounterReading]] = defaultdict(list)
     for reading in rows:
         found[(reading.device_id, reading.collected_at)].append(reading)
+    return dict(found)
+
+
+def _meter_read_counters_probed(
+    *, ctx: TenantContext, reads: Sequence[Snapshot]
+) -> dict[tuple[int, datetime], list[CounterReading]]:
+    pairs = sorted({(read.device_id, read.collected_at) for read in reads})
+    sql = """
+        SELECT r.id, p.device_id, p.collected_at, r.name, r.media_type, r.color, r.unit, r.value
+        FROM unnest(%s::bigint[], %s::timestamptz[]) AS p(device_id, collected_at)
+        JOIN LATERAL (
+            SELECT id, name, media_type, color, unit, value FROM devices_counterreading
+            WHERE reseller_id = %s AND device_id = p.device_id AND collected_at = p.collected_at
+        ) AS r ON true
+        ORDER BY p.device_id, p.collected_at, r.name, r.media_type, r.color, r.unit
+    """
+    params: list[Any] = [[d for d, _ in pairs], [t for _, t in pairs], ctx.reseller_id]
+    found: dict[tuple[int, datetime], list[CounterReading]] = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for pk, device_id, collected_at, name, media_type, color, unit, value in cursor:
+            found[(device_id, collected_at)].append(
+                CounterReading(
+                    pk=pk,
+                    reseller_id=ctx.reseller_id,
+                    device_id=device_id,
+                    collected_at=collected_at,
+                    name=name,
+                    media_type=media_type,
+                    color=color,
+                    unit=unit,
+                    value=value,
+                )
+            )
     return dict(found)
