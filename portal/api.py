@@ -57,9 +57,10 @@ class KeysetPagination(pagination.BasePagination):
     The rows are read in the order of `keys`, a unique and immutable key (the last of them is
     the primary key), and a page is the rows after the last one of the page before: `WHERE
     (keys) > (cursor) ORDER BY keys LIMIT n`, one index walk whatever the page, never an OFFSET
-    nor a COUNT. A row added while a client walks the list is met once, in its place; none is
-    met twice or skipped because another was added. The cursor is the last row's key, opaque
-    to clients (base64 of JSON); `next` is null on the last page."""
+    nor a COUNT. No row is met twice, or skipped because another was added; a row added while
+    a client walks is met if it sorts after the client's position (a new id always does, a
+    late meter read may not: docs/api.md). The cursor is the last row's key, opaque to clients
+    (base64 of JSON); `next` is null on the last page."""
 
     page_size = 100
     max_page_size = 1000
