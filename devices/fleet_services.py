@@ -90,7 +90,8 @@ def device_rename(*, ctx: TenantContext, device_id: int, name: str) -> Device:
         if old == name:
             return device
         device.name = name
-        device.save(update_fields=["name"])
+        device.updated_at = now()
+        device.save(update_fields=["name", "updated_at"])
         audit_record(ctx=ctx, action="device.rename", obj=device, detail={"old": old, "new": name})
     return device
 
@@ -229,7 +230,8 @@ def device_move(
             )
         device.site = site
         device.customer = site.customer
-        device.save(update_fields=["site", "customer"])
+        device.updated_at = now()
+        device.save(update_fields=["site", "customer", "updated_at"])
         if is_customer_change:
             _customer_columns_follow(ctx, device)
         audit_record(
@@ -298,8 +300,8 @@ def device_retire(
             effective_on=effective_on,
             reason="retires",
         )
-        device.retired_at = now()
-        device.save(update_fields=["retired_at"])
+        device.retired_at = device.updated_at = now()
+        device.save(update_fields=["retired_at", "updated_at"])
         audit_record(
             ctx=ctx,
             action="device.retire",
@@ -317,7 +319,8 @@ def device_unretire(*, ctx: TenantContext, device_id: int) -> Device:
         if device.retired_at is None:
             raise ConflictError("This printer is in service.", code="device_in_service")
         device.retired_at = None
-        device.save(update_fields=["retired_at"])
+        device.updated_at = now()
+        device.save(update_fields=["retired_at", "updated_at"])
         audit_record(
             ctx=ctx, action="device.unretire", obj=device, detail={"serial": device.serial}
         )

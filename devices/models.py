@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils.timezone import now
 
 from portal.tenancy import TenantModel
@@ -190,6 +191,12 @@ class Device(TenantModel):
     # A retired device leaves the fleet pages, the alert counts and the offline sweep; its
     # history stays and telemetry it still sends is stored (device_retire).
     retired_at = models.DateTimeField(null=True, blank=True)
+    # When the registry row last changed (name, site, customer, retirement): the API's
+    # `updated_since`. A database default, so that ingestion's raw INSERT of a new device sets
+    # it too; the fleet services bump it with each change. No index of its own: the API's filter
+    # ORs it with the device's last report (devices.selectors.device_feed_list), which no
+    # single index serves, and a reseller's devices are few enough to read.
+    updated_at = models.DateTimeField(default=now, db_default=Now())
 
     class Meta:
         ordering = ["serial"]
@@ -334,6 +341,11 @@ class Snapshot(TenantModel):
         indexes = [
             # device_identity_history and alert clearing read a device's snapshots in time order.
             models.Index(fields=["device", "collected_at"], name="devices_snapshot_by_time"),
+            # meter_read_list pages through a reseller's snapshots by (collected_at, id) without
+            # OFFSET: one entry per snapshot, where an index on the readings would cost twelve.
+            models.Index(
+                fields=["reseller", "collected_at", "id"], name="devices_snapshot_by_reseller"
+            ),
         ]
 
 

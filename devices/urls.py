@@ -73,4 +73,15 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
         api.CollectorConfigApi.as_view(),
         name="api-collector-config-edit",
     ),
+    # Read by integrations (docs/api.md).
+    path("devices", api.DeviceListApi.as_view(), name="api-device-list"),
+    path("devices/<int:device_id>", api.DeviceDetailApi.as_view(), name="api-device-detail"),
+    path(
+        "devices/<int:device_id>/counters",
+        api.DeviceCounterListApi.as_view(),
+        name="api-device-counter-list",
+    ),
+    path("supplies", api.SupplyListApi.as_view(), name="api-supply-list"),
+    path("meter-reads", api.MeterReadListApi.as_view(), name="api-meter-read-list"),
+    path("alerts", api.AlertListApi.as_view(), name="api-alert-list"),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -273,6 +274,8 @@ class OrderFilter:
     status: str = ""
     search: str = ""
     is_queue: bool = False
+    # Changed at or after (the API's `updated_since`); every order service sets updated_at.
+    updated_since: datetime | None = None
 
 
 def order_list(*, ctx: TenantContext, f: OrderFilter | None = None) -> Listing[Order]:
@@ -284,6 +287,8 @@ def order_list(*, ctx: TenantContext, f: OrderFilter | None = None) -> Listing[O
         rows = rows.filter(status__in=QUEUE_STATUSES)
     if f.status:
         rows = rows.filter(status=f.status)
+    if f.updated_since is not None:
+        rows = rows.filter(updated_at__gte=f.updated_since)
     if f.search:
         term = f.search.upper().removeprefix("ORD-").lstrip("0")
         by_number = Q(pk=int(term)) if term.isdigit() else Q()

@@ -324,6 +324,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "orders.models.Order.Status",
         "StatementStatusEnum": "billing.models.Statement.Status",
+        "DeviceStatusEnum": "devices.fleet_selectors.DeviceStatus",
     },
     # The signed telemetry endpoints are plain Django views; this hook documents them.
     "POSTPROCESSING_HOOKS": [

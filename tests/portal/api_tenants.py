@@ -126,6 +126,7 @@ def _fleet(world: TenantWorld) -> None:
     world.secrets.add(direct.key_id)
     for device in Device.objects.for_tenant(ctx):
         world.ids["device"].add(device.pk)
+        world.ids["device_id"].add(device.pk)
         world.secrets.add(device.serial)
     world.ids["supply"].update(Supply.objects.for_tenant(ctx).values_list("pk", flat=True))
 

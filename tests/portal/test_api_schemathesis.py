@@ -40,8 +40,8 @@ from portal.tenancy import MEMBERSHIP_ROLES, Role
 from tests.openapi import openapi_document
 from tests.portal.api_tenants import TenantWorld, tenant_world_build
 
-# Cases per operation (32 operations): 15 as A (each with a token of a drawn role), 5 as B, and
-# 3 workflows of 6 calls; about 650 requests, sized for CI's budget of ~3 minutes for this file.
+# Cases per operation (38 operations): 15 as A (each with a token of a drawn role), 5 as B, and
+# 3 workflows of 6 calls; about 780 requests, sized for CI's budget of ~3 minutes for this file.
 # Derandomized: every run sends the same cases. Raise it locally to dig deeper.
 EXAMPLES = int(os.environ.get("INKMETER_API_FUZZ_EXAMPLES", "15"))
 EXAMPLES_OTHER = max(1, EXAMPLES // 3)

@@ -79,6 +79,13 @@ REVIEWED = {
         "plain reads and writes (no DDL lock), in transactions of 20,000 devices each; the "
         "readings of a device silent since the month before start from nothing."
     ),
+    ("devices", "0010_snapshot_by_reseller"): (
+        "Adds the meter-read index to the partitioned snapshots the way docs/operations.md "
+        "says: CONCURRENTLY on each partition, ON ONLY the parent, then ATTACH PARTITION each; "
+        "no write waits for the build. A failed run leaves an invalid index: drop it "
+        "(`DROP INDEX IF EXISTS devices_snapshot_by_reseller` and each `<partition>_by_reseller` "
+        "CONCURRENTLY) and migrate again."
+    ),
 }
 
 # Changes of a field that PostgreSQL does not see, or sees in the catalog only.
