@@ -67,6 +67,9 @@ pts AS (
            false AS rebase, m.ws, m.we
     FROM m JOIN devices_counterreading r ON r.device_id = m.device_id
      AND r.collected_at >= m.ws - %(lookback)s AND r.collected_at <= m.we
+     -- The same bounds as constants, for the whole batch: PostgreSQL prunes the monthly
+     -- partitions outside them, instead of hashing every reading ever stored.
+     AND r.collected_at >= %(since)s AND r.collected_at <= %(until)s
     UNION ALL
     SELECT m.mid, c.counter COLLATE "C", c.media_type COLLATE "C", c.color COLLATE "C",
            c.effective_at, 0, c.old_value, false, m.ws, m.we
@@ -157,6 +160,8 @@ def _usage_growth_sql(members: Sequence[Member]) -> dict[tuple[int, CounterKey],
         "ws": [m.ws for m in members],
         "we": [m.we for m in members],
         "lookback": LOOKBACK,
+        "since": min(m.ws for m in members) - LOOKBACK,
+        "until": max(m.we for m in members),
     }
     result: dict[tuple[int, CounterKey], Growth] = {}
     with connection.cursor() as cursor:
