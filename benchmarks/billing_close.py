@@ -198,7 +198,8 @@ def build_fleet(devices: int, contracts: int) -> dict[str, float]:
 class Phases:
     """Where the time of a timed step goes, so that a figure taken on a busy machine still says
     something: the wall time of the SQL statements summed over every connection the step opens
-    (its batches run side by side on connections of their own), the CPU time of PostgreSQL's
+    (its batches run side by side on connections of their own; a COPY sent on the driver's own
+    cursor, as the usage export's, is not counted there), the CPU time of PostgreSQL's
     backends serving them (sampled from /proc, Linux, as the connections come and go) and the
     CPU time of this Python process. Under load the wall time grows; the CPU times much less."""
 
