@@ -44,6 +44,7 @@ class Writer:
         # Staging tables this writer has created (they outlive it, for the session) and SQL
         # to send ahead of its next statement (`stages_declare`).
         self._stages: set[str] = set()
+        self._filled: set[str] = set()
         self._prefix = ""
 
     # Values -------------------------------------------------------------------------------
@@ -71,8 +72,8 @@ class Writer:
         return list(self.cursor.fetchall())
 
     def stages_declare(self, tables: Iterable[tuple[str, Sequence[str]]]) -> None:
-        """Create the staging tables of these (table, columns) with the next statement, in its
-        round trip, rather than each with a statement of its own before its first COPY."""
+        """Create (or empty) the staging tables of these (table, columns) with the next
+        statement, in its round trip, rather than each with a statement before its first COPY."""
         if not self.is_postgres:
             return
         for table, columns in tables:
@@ -131,15 +132,19 @@ class Writer:
     def _fill_stage(self, table: str, columns: Sequence[str], data: str) -> str:
         """COPY text into the empty temporary twin of `table` and return the twin's name.
 
-        The twin lives as long as the connection and is empty between uses: each use empties
-        it in the statement that reads it (`_from_stage_sql`), a failed one rolls back with its
-        COPY, and ON COMMIT DELETE ROWS is the last guard."""
+        The twin lives as long as the connection; it is emptied at each commit (ON COMMIT
+        DELETE ROWS, a truncation) and, before its first use by a writer (an earlier batch of
+        the same transaction may have filled it: the demo seed, a test), by a DELETE sent with
+        the writer's first statement (`stages_declare`) or with its creation."""
         stage = _stage_name(table, columns)
-        if stage not in self._stages or self._prefix:
+        if stage not in self._stages or stage in self._filled:
             self._stages.add(stage)
+            self._prefix += _stage_create_sql(stage, table, columns)
+        if self._prefix:
             self.statements += 1
             prefix, self._prefix = self._prefix, ""
-            self.cursor.execute(prefix + _stage_create_sql(stage, table, columns))
+            self.cursor.execute(prefix)
+        self._filled.add(stage)
         self.statements += 1
         self._copy(stage, columns, data)
         return stage
@@ -294,22 +299,17 @@ def _stage_name(table: str, columns: Sequence[str]) -> str:
 
 
 def _stage_create_sql(stage: str, table: str, columns: Sequence[str]) -> str:
-    # IF NOT EXISTS: an earlier transaction of the session may have created it.
+    """The stage, created unless an earlier transaction of the session did, and empty (the
+    DELETE scans nothing unless this transaction filled it before)."""
     return (
         f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "  # noqa: S608
-        f"SELECT {_names(columns)} FROM {table} WITH NO DATA; "
+        f"SELECT {_names(columns)} FROM {table} WITH NO DATA; DELETE FROM {stage}; "
     )
 
 
 def _from_stage_sql(stage: str, table: str, columns: Sequence[str]) -> str:
-    """INSERT the stage's rows into `table`, emptying the stage in the same statement: it is
-    empty for its next use in the transaction (an earlier batch of the demo seed or a test)
-    with no statement of its own."""
     names = _names(columns)
-    return (
-        f"WITH staged AS (DELETE FROM {stage} RETURNING {names}) "  # noqa: S608 - our names
-        f"INSERT INTO {table} ({names}) SELECT {names} FROM staged"
-    )
+    return f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}"  # noqa: S608
 
 
 def _names(columns: Sequence[str]) -> str:
