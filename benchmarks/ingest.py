@@ -293,7 +293,7 @@ def statements_profile(key: tuple[str, str], sender: int, count: int = 11) -> tu
         copies[0] += 1
         copy(self, *args)
 
-    writer.Writer._copy = counted_copy  # type: ignore[method-assign]
+    writer.Writer._copy = counted_copy  # type: ignore[method-assign, assignment]
     executes = [0]
 
     def counted(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
@@ -306,13 +306,12 @@ def statements_profile(key: tuple[str, str], sender: int, count: int = 11) -> tu
         for n, (headers, body) in enumerate(batches_sign(*key, batches_build(sender, count))):
             connection.ensure_connection()
             backend = connection.connection.info.backend_pid
-            meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
-            meta.pop("HTTP_CONTENT_TYPE")
+            sent = {k: v for k, v in headers.items() if k != "Content-Type"}
             executes[0] = copies[0] = 0
             before = _cpu_seconds([backend]).get(backend, 0.0)
             with connection.execute_wrapper(counted):
                 response = client.post(
-                    TELEMETRY_PATH, data=body, content_type="application/json", **meta
+                    TELEMETRY_PATH, data=body, content_type="application/json", headers=sent
                 )
             if response.status_code != 202:
                 raise SystemExit(f"statements profile: {response.status_code} {response.content!r}")

@@ -723,7 +723,12 @@ class _Store:
         self._registry(latest, self.advanced_ids)
 
     def _registry(self, latest: dict[int, Item], advanced_ids: list[int]) -> None:
-        """Keep the registry's make and model as the latest report says (rarely changes)."""
+        """Keep the registry's make and model as the latest report says (rarely changes).
+
+        Compared with the values read before the state rows were locked: should two senders'
+        batches of one printer race and disagree on its model, the later report may leave the
+        earlier one's name until the printer's next report (a label, no reading depends on
+        it)."""
         for pk in advanced_ids:
             manufacturer, model, product_number = self.registry[pk]
             d = latest[pk].snapshot.device
