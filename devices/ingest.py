@@ -35,6 +35,90 @@ log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# The columns of the tables every batch writes in bulk; on PostgreSQL each has a staging table
+# (devices/writer.py), created with the batch's first statement.
+SNAPSHOT_COLUMNS = (
+    "reseller_id",
+    "device_id",
+    "batch_id",
+    "snapshot_id",
+    "collected_at",
+    "state",
+    "firmware",
+    "ip",
+    "hostname",
+    "mac",
+)
+STATE_COLUMNS = (
+    "reseller_id",
+    "device_id",
+    "customer_id",
+    "last_seen_at",
+    "last_snapshot_id",
+    "state",
+    "detail",
+    "firmware",
+    "ip",
+    "hostname",
+    "mac",
+    "impressions_total",
+    "is_online",
+    "offline_since",
+    "lowest_supply_percent",
+    "open_alert_count",
+)
+COUNTER_COLUMNS = (
+    "reseller_id",
+    "device_id",
+    "collected_at",
+    "name",
+    "media_type",
+    "color",
+    "unit",
+    "value",
+)
+SUPPLY_READING_COLUMNS = (
+    "reseller_id",
+    "device_id",
+    "collected_at",
+    "supply_key",
+    "level",
+    "max_capacity",
+    "level_state",
+    "percent",
+    "serial",
+)
+SUPPLY_COLUMNS = (
+    "reseller_id",
+    "device_id",
+    "supply_key",
+    "kind",
+    "color",
+    "color_family",
+    "description",
+    "part_number",
+    "serial",
+    "manufacturer",
+    "is_genuine",
+    "unit",
+    "max_capacity",
+    "level",
+    "level_state",
+    "percent",
+    "status",
+    "expires_on",
+    "observed_at",
+    "observed_snapshot_id",
+)
+STAGED = (
+    ("devices_snapshot", SNAPSHOT_COLUMNS),
+    ("devices_devicestate", STATE_COLUMNS),
+    ("devices_devicepageday", rollup_services.DAY_COLUMNS),
+    ("devices_counterreading", COUNTER_COLUMNS),
+    ("devices_supplyreading", SUPPLY_READING_COLUMNS),
+    ("devices_supply", SUPPLY_COLUMNS),
+)
+
 
 class Refusal(Exception):
     """A request refused as a whole: nothing of it is stored."""
@@ -62,7 +146,9 @@ TELEMETRY_FAILURE_LIMITS = {
 
 
 # Failed signatures are limited per IP and per key id; senders that sign correctly are never
-# counted, nor refused.
+# counted, nor refused. The request's transaction is TenantMiddleware's: the view needs no
+# savepoint of its own (ATOMIC_REQUESTS), as nothing in it recovers from a database error.
+@transaction.non_atomic_requests
 @ratelimit.auth_failures_limited(**TELEMETRY_FAILURE_LIMITS)
 @csrf_exempt
 def telemetry(request: HttpRequest) -> HttpResponse:
@@ -156,11 +242,13 @@ def _authenticate(request: HttpRequest, body: bytes) -> Credential:
         body_sha256=hashlib.sha256(body).hexdigest(),
         ip=_client_ip(request),
     )
-    with rls.system("a credential is found by its key before its reseller is known"):
-        credential = services.credential_authenticate(request=signed)
+    # The request's transaction (TenantMiddleware) changes scope twice, with no savepoint of
+    # its own: system to find the key, then the key's reseller, or nothing on a refusal.
+    rls.activate_system("a credential is found by its key before its reseller is known")
+    credential = services.credential_authenticate(request=signed)
+    rls.activate(credential.reseller_id if credential is not None else None)
     if credential is None:
         raise UNAUTHENTICATED
-    rls.activate(credential.reseller_id)
     return credential
 
 
@@ -196,6 +284,8 @@ class Item:
     snapshot: wire.Snapshot
     snapshot_id: uuid.UUID
     collected_at: datetime
+    # The stored value of each of the snapshot's counters, in their order (validated).
+    counter_values: list[Decimal] = field(default_factory=list)
     device_id: int = 0
 
     @property
@@ -230,8 +320,9 @@ def _validate(envelope: wire.Envelope, moment: datetime) -> Outcome:
             errors.append("$.device.serial: contains NUL")
         if collected_at > future:
             errors.append("$.collected_at: in the future")
-        for i, counter in enumerate(snapshot.counters):
-            if normalise.counter_value(counter.value) is None:
+        values = [normalise.counter_value(counter.value) for counter in snapshot.counters]
+        for i, value in enumerate(values):
+            if value is None:
                 errors.append(f"$.counters[{i}].value: too large for a counter")
         for i, job in enumerate(snapshot.jobs):
             for name in ("pages", "copies"):
@@ -241,7 +332,15 @@ def _validate(envelope: wire.Envelope, moment: datetime) -> Outcome:
         if errors:
             outcome.reject(index, errors)
             continue
-        outcome.items.append(Item(index, snapshot, uuid.UUID(snapshot.snapshot_id), collected_at))
+        outcome.items.append(
+            Item(
+                index,
+                snapshot,
+                uuid.UUID(snapshot.snapshot_id),
+                collected_at,
+                [value for value in values if value is not None],
+            )
+        )
     return outcome
 
 
@@ -277,7 +376,9 @@ def batch_ingest(
     moment = now()
     outcome = _validate(envelope, moment)
     batch_id = uuid.UUID(envelope.batch_id)
-    with transaction.atomic():
+    # In a request, part of its transaction (no savepoint: an error fails the whole request
+    # and rolls it back with the batch); called alone, a transaction of its own.
+    with transaction.atomic(savepoint=False):
         store = _Store(credential=credential, moment=moment)
         batch_pk = store.batch_insert(batch_id, body, content_encoding, ip, len(envelope.snapshots))
         if batch_pk is None:
@@ -348,6 +449,10 @@ class _Store:
         self.w = Writer()
         # How the batch changed its customer's pages per day (DevicePageDay, CustomerPageDay).
         self.page_change: dict[date, Decimal] = {}
+        # Make, model and product number of the batch's devices, as stored, by device id.
+        self.registry: dict[int, tuple[str, str, str]] = {}
+        # Devices whose state this batch advanced (their offline episode ends).
+        self.advanced_ids: list[int] = []
 
     def batch_insert(
         self, batch_id: uuid.UUID, body: bytes, encoding: str, ip: str | None, count: int
@@ -360,6 +465,7 @@ class _Store:
         batch's key, so that concurrent deliveries of one batch take turns. SQLite serialises
         writers by itself: of two racing deliveries the second fails and is retried."""
         if self.w.is_postgres:
+            self.w.stages_declare(STAGED)
             self.w.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                 [f"devices.batch:{self.credential.pk}:{batch_id}"],
@@ -489,15 +595,19 @@ class _Store:
         outcome.items = kept
 
     def _devices_by_serial(self, serials: set[str]) -> dict[str, tuple[int, int]]:
+        """Id and customer by serial; the registry's make and model are kept for `_registry`,
+        so that the batch looks its devices up once."""
         if not serials:
             return {}
         placeholders = ", ".join(["%s"] * len(serials))
         rows = self.w.execute(
-            f"SELECT serial, id, customer_id FROM devices_device "  # noqa: S608 - placeholders only
-            f"WHERE reseller_id = %s AND serial IN ({placeholders})",
+            "SELECT serial, id, customer_id, manufacturer, model, product_number "  # noqa: S608
+            f"FROM devices_device WHERE reseller_id = %s AND serial IN ({placeholders})",
             [self.reseller_id, *sorted(serials)],
         )
-        return {serial: (pk, customer_id) for serial, pk, customer_id in rows}
+        for _, pk, _, manufacturer, model, product_number in rows:
+            self.registry[pk] = (manufacturer, model, product_number)
+        return {serial: (pk, customer_id) for serial, pk, customer_id, *_ in rows}
 
     @staticmethod
     def _latest_by(items: list[Item], key: Callable[[Item], Any]) -> dict[Any, Item]:
@@ -519,18 +629,7 @@ class _Store:
         within_batch_duplicates = len(outcome.items) - len(unique)
         rows = self.w.insert(
             "devices_snapshot",
-            [
-                "reseller_id",
-                "device_id",
-                "batch_id",
-                "snapshot_id",
-                "collected_at",
-                "state",
-                "firmware",
-                "ip",
-                "hostname",
-                "mac",
-            ],
+            SNAPSHOT_COLUMNS,
             [self._snapshot_row(item) for item in unique.values()],
             conflict="ON CONFLICT (snapshot_id, collected_at) DO NOTHING",
             returning="snapshot_id",
@@ -584,8 +683,8 @@ class _Store:
             status = snap.status if isinstance(snap.status, wire.Status) else wire.Status()
             total = next(
                 (
-                    normalise.counter_value(c.value)
-                    for c in snap.counters
+                    value
+                    for c, value in zip(snap.counters, item.counter_values, strict=True)
                     if c.name == "impressions.total" and not c.media_type and not c.color
                 ),
                 None,
@@ -611,24 +710,7 @@ class _Store:
             )
         advanced = self.w.upsert_latest(
             "devices_devicestate",
-            [
-                "reseller_id",
-                "device_id",
-                "customer_id",
-                "last_seen_at",
-                "last_snapshot_id",
-                "state",
-                "detail",
-                "firmware",
-                "ip",
-                "hostname",
-                "mac",
-                "impressions_total",
-                "is_online",
-                "offline_since",
-                "lowest_supply_percent",
-                "open_alert_count",
-            ],
+            STATE_COLUMNS,
             rows,
             key=["device_id"],
             order=["last_seen_at", "last_snapshot_id"],
@@ -636,25 +718,19 @@ class _Store:
         )
         if not advanced:
             return
-        advanced_ids = sorted(row[0] for row in advanced)
-        placeholders = ", ".join(["%s"] * len(advanced_ids))
-        # A device that reports again ends its offline episode (raised by devices_offline_sweep).
-        self.w.execute(
-            f"UPDATE devices_alert SET cleared_at = %s "  # noqa: S608 - placeholders only
-            f"WHERE code = %s AND cleared_at IS NULL AND device_id IN ({placeholders})",
-            [self.moment, Alert.OFFLINE_CODE, *advanced_ids],
-        )
-        self._registry(latest, advanced_ids)
+        # Their offline episodes end in `_alerts`' statement.
+        self.advanced_ids = sorted(row[0] for row in advanced)
+        self._registry(latest, self.advanced_ids)
 
     def _registry(self, latest: dict[int, Item], advanced_ids: list[int]) -> None:
-        """Keep the registry's make and model as the latest report says (rarely changes)."""
-        placeholders = ", ".join(["%s"] * len(advanced_ids))
-        current = self.w.execute(
-            f"SELECT id, manufacturer, model, product_number FROM devices_device "  # noqa: S608
-            f"WHERE id IN ({placeholders})",
-            advanced_ids,
-        )
-        for pk, manufacturer, model, product_number in current:
+        """Keep the registry's make and model as the latest report says (rarely changes).
+
+        Compared with the values read before the state rows were locked: should two senders'
+        batches of one printer race and disagree on its model, the later report may leave the
+        earlier one's name until the printer's next report (a label, no reading depends on
+        it)."""
+        for pk in advanced_ids:
+            manufacturer, model, product_number = self.registry[pk]
             d = latest[pk].snapshot.device
             reported = (
                 normalise.text(d.manufacturer) or manufacturer,
@@ -670,48 +746,24 @@ class _Store:
 
     def _counters(self, new: list[Item]) -> None:
         reseller_id = self.reseller_id
+        text, color = normalise.text, normalise.color
+        groups = []
+        pages = []
+        for item in new:
+            rows = [
+                (c.name, text(c.media_type), color(c.color), text(c.unit), value)
+                for c, value in zip(item.snapshot.counters, item.counter_values, strict=True)
+            ]
+            groups.append(((reseller_id, item.device_id, item.collected_at), rows))
+            pages += [
+                rollup_services.PageReading(item.device_id, item.collected_at, row[4])
+                for row in rows
+                if row[0] == rollup_services.PAGE_COUNTER and not row[1] and not row[2]
+            ]
         self.page_change = rollup_services.page_days_fold(
-            w=self.w,
-            reseller_id=reseller_id,
-            readings=[
-                rollup_services.PageReading(item.device_id, item.collected_at, value)
-                for item in new
-                for c in item.snapshot.counters
-                if c.name == rollup_services.PAGE_COUNTER
-                and not normalise.text(c.media_type)
-                and not normalise.color(c.color)
-                and (value := normalise.counter_value(c.value)) is not None
-            ],
+            w=self.w, reseller_id=reseller_id, readings=pages
         )
-        self.w.append_grouped(
-            "devices_counterreading",
-            [
-                "reseller_id",
-                "device_id",
-                "collected_at",
-                "name",
-                "media_type",
-                "color",
-                "unit",
-                "value",
-            ],
-            [
-                (
-                    (reseller_id, item.device_id, item.collected_at),
-                    [
-                        (
-                            c.name,
-                            normalise.text(c.media_type),
-                            normalise.color(c.color),
-                            normalise.text(c.unit),
-                            normalise.counter_value(c.value),
-                        )
-                        for c in item.snapshot.counters
-                    ],
-                )
-                for item in new
-            ],
-        )
+        self.w.append_grouped("devices_counterreading", COUNTER_COLUMNS, groups)
 
     def _supplies(self, new: list[Item]) -> None:
         reseller_id = self.reseller_id
@@ -729,17 +781,7 @@ class _Store:
             readings.append(((reseller_id, item.device_id, item.collected_at), rows))
         self.w.append_grouped(
             "devices_supplyreading",
-            [
-                "reseller_id",
-                "device_id",
-                "collected_at",
-                "supply_key",
-                "level",
-                "max_capacity",
-                "level_state",
-                "percent",
-                "serial",
-            ],
+            SUPPLY_READING_COLUMNS,
             readings,
         )
         current = []
@@ -775,28 +817,7 @@ class _Store:
             )
         self.w.upsert_latest(
             "devices_supply",
-            [
-                "reseller_id",
-                "device_id",
-                "supply_key",
-                "kind",
-                "color",
-                "color_family",
-                "description",
-                "part_number",
-                "serial",
-                "manufacturer",
-                "is_genuine",
-                "unit",
-                "max_capacity",
-                "level",
-                "level_state",
-                "percent",
-                "status",
-                "expires_on",
-                "observed_at",
-                "observed_snapshot_id",
-            ],
+            SUPPLY_COLUMNS,
             current,
             key=["device_id", "supply_key"],
             order=["observed_at", "observed_snapshot_id"],
@@ -923,18 +944,31 @@ class _Store:
                 ),
             )
         # An alert ends at its reported clearing, else at the first later snapshot (which, not
-        # listing it, says it is gone). Only episodes this batch can affect are recomputed.
+        # listing it, says it is gone). Only episodes this batch can affect are recomputed. In
+        # the same statement, a device that reports again ends its offline episode (raised by
+        # devices_offline_sweep).
         device_ids = sorted({item.device_id for item in new})
         earliest = min(item.collected_at for item in new)
         placeholders = ", ".join(["%s"] * len(device_ids))
+        advanced = ", ".join(["%s"] * len(self.advanced_ids)) or "NULL"
         self.w.execute(
-            "UPDATE devices_alert SET cleared_at = CASE WHEN reported_cleared_at IS NOT NULL "  # noqa: S608
+            "UPDATE devices_alert SET cleared_at = CASE WHEN code = %s THEN %s "  # noqa: S608
+            "WHEN reported_cleared_at IS NOT NULL "
             "THEN reported_cleared_at ELSE (SELECT MIN(s.collected_at) FROM devices_snapshot s "
             "WHERE s.device_id = devices_alert.device_id "
             "AND s.collected_at > devices_alert.last_seen_at) END "
-            f"WHERE device_id IN ({placeholders}) AND code <> %s "
-            "AND (cleared_at IS NULL OR cleared_at > %s OR last_seen_at >= %s)",
-            [*device_ids, Alert.OFFLINE_CODE, earliest, earliest],
+            f"WHERE device_id IN ({placeholders}) AND CASE WHEN code = %s "
+            f"THEN cleared_at IS NULL AND device_id IN ({advanced}) "
+            "ELSE cleared_at IS NULL OR cleared_at > %s OR last_seen_at >= %s END",
+            [
+                Alert.OFFLINE_CODE,
+                self.moment,
+                *device_ids,
+                Alert.OFFLINE_CODE,
+                *self.advanced_ids,
+                earliest,
+                earliest,
+            ],
         )
 
     def _jobs(self, new: list[Item]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import math
@@ -73,6 +74,8 @@ def text(value: str) -> str:
     return value.replace("\x00", "") if "\x00" in value else value
 
 
+# A batch names the same few colours on every snapshot (counters, supplies): parsed once.
+@functools.lru_cache(maxsize=4096)
 def color(value: str) -> str:
     """The colour a sender reported, canonical: lower case, abbreviations spelled out ('C' is
     cyan), the colour picked out of a description ('Black Ink Cartridge' is black) while
@@ -92,6 +95,7 @@ def color(value: str) -> str:
     return match.group(1) + _COLOR_BASES.get(match.group(2), match.group(2))
 
 
+@functools.lru_cache(maxsize=4096)
 def color_family(name: str, reported: str = "") -> str:
     """The family of a colour name from `color()` (matte black is black). A name the portal
     does not know takes the family its sender reported, if that is one of COLOR_FAMILIES."""

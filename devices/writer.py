@@ -41,7 +41,11 @@ class Writer:
         self.is_postgres = connection.vendor == "postgresql"
         self.cursor = connection.cursor()
         self.statements = 0
+        # Staging tables this writer has created (they outlive it, for the session) and SQL
+        # to send ahead of its next statement (`stages_declare`).
         self._stages: set[str] = set()
+        self._filled: set[str] = set()
+        self._prefix = ""
 
     # Values -------------------------------------------------------------------------------
 
@@ -58,10 +62,25 @@ class Writer:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self.statements += 1
-        self.cursor.execute(sql, self.adapt(params))
+        prefix, self._prefix = self._prefix, ""
+        self.cursor.execute(prefix + sql, self.adapt(params))
+        if prefix:
+            while self.cursor.nextset():  # the declared stages' results come first
+                pass
         if self.cursor.description is None:
             return []
         return list(self.cursor.fetchall())
+
+    def stages_declare(self, tables: Iterable[tuple[str, Sequence[str]]]) -> None:
+        """Create (or empty) the staging tables of these (table, columns) with the next
+        statement, in its round trip, rather than each with a statement before its first COPY."""
+        if not self.is_postgres:
+            return
+        for table, columns in tables:
+            stage = _stage_name(table, columns)
+            if stage not in self._stages:
+                self._stages.add(stage)
+                self._prefix += _stage_create_sql(stage, table, columns)
 
     def insert(
         self,
@@ -103,31 +122,30 @@ class Writer:
         placeholders costs more to build in Python than the database spends on it."""
         stage = self._fill_stage(table, columns, copy_text(rows))
         self.statements += 1
-        sql = (
-            f"INSERT INTO {table} ({_names(columns)}) SELECT {_names(columns)} FROM {stage}"  # noqa: S608
+        self.cursor.execute(
+            _from_stage_sql(stage, table, columns)
             + (f" {conflict}" if conflict else "")
             + (f" RETURNING {returning}" if returning else "")
         )
-        self.cursor.execute(sql)
-        # Otherwise emptied at commit (ON COMMIT DELETE ROWS): a truncation, no dead rows.
         return list(self.cursor.fetchall()) if returning else []
 
     def _fill_stage(self, table: str, columns: Sequence[str], data: str) -> str:
-        """COPY text into an empty temporary twin of `table` and return the twin's name.
+        """COPY text into the empty temporary twin of `table` and return the twin's name.
 
-        The twin lives as long as the connection and is emptied at each commit (ON COMMIT
-        DELETE ROWS); within one transaction it is emptied here before each use, since an
-        earlier batch of the same transaction (the demo seed, a test) may have filled it."""
-        stage = f"stage_{table}_{zlib.crc32(','.join(columns).encode()):08x}"
-        sql = f"DELETE FROM {stage}"  # noqa: S608 - our names
-        if stage not in self._stages:
+        The twin lives as long as the connection; it is emptied at each commit (ON COMMIT
+        DELETE ROWS, a truncation) and, before its first use by a writer (an earlier batch of
+        the same transaction may have filled it: the demo seed, a test), by a DELETE sent with
+        the writer's first statement (`stages_declare`) or with its creation."""
+        stage = _stage_name(table, columns)
+        if stage not in self._stages or stage in self._filled:
             self._stages.add(stage)
-            sql = (
-                f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "  # noqa: S608
-                f"SELECT {_names(columns)} FROM {table} WITH NO DATA; {sql}"
-            )
-        self.statements += 2
-        self.cursor.execute(sql)
+            self._prefix += _stage_create_sql(stage, table, columns)
+        if self._prefix:
+            self.statements += 1
+            prefix, self._prefix = self._prefix, ""
+            self.cursor.execute(prefix)
+        self._filled.add(stage)
+        self.statements += 1
         self._copy(stage, columns, data)
         return stage
 
@@ -156,8 +174,7 @@ class Writer:
             # and one INSERT ... SELECT moves the rows past the policy's check.
             stage = self._fill_stage(table, columns, data)
             self.statements += 1
-            names = _names(columns)
-            self.cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}")  # noqa: S608
+            self.cursor.execute(_from_stage_sql(stage, table, columns))
             return
         adapted = [self.adapt((*head, *row)) for head, rows in groups for row in rows]
         if adapted:
@@ -275,6 +292,24 @@ def copy_text_grouped(groups: Iterable[tuple[Sequence[Any], Iterable[Sequence[An
         prefix = "".join([field(v) + "\t" for v in head])
         lines += [prefix + "\t".join(map(field, row)) + "\n" for row in rows]
     return "".join(lines)
+
+
+def _stage_name(table: str, columns: Sequence[str]) -> str:
+    return f"stage_{table}_{zlib.crc32(','.join(columns).encode()):08x}"
+
+
+def _stage_create_sql(stage: str, table: str, columns: Sequence[str]) -> str:
+    """The stage, created unless an earlier transaction of the session did, and empty (the
+    DELETE scans nothing unless this transaction filled it before)."""
+    return (
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "  # noqa: S608
+        f"SELECT {_names(columns)} FROM {table} WITH NO DATA; DELETE FROM {stage}; "
+    )
+
+
+def _from_stage_sql(stage: str, table: str, columns: Sequence[str]) -> str:
+    names = _names(columns)
+    return f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}"  # noqa: S608
 
 
 def _names(columns: Sequence[str]) -> str:
