@@ -69,6 +69,11 @@ GRANDFATHERED = {
 # Migrations with SQL, Python or a locking operation that someone read and accepted; say why,
 # and how an operator runs it (docs/operations.md).
 REVIEWED = {
+    ("billing", "0004_line_device_unchecked"): (
+        "Drops the foreign-key check of a statement line's device on PostgreSQL (DROP "
+        "CONSTRAINT: a moment's exclusive lock, no scan); going back adds it again and checks "
+        "every line, so a reverse runs in a maintenance window."
+    ),
     ("devices", "0005_readings_partitioned_by_month"): (
         "Rebuilds batches, snapshots and readings as monthly partitions, copying every row "
         "under an exclusive lock: a maintenance window on an installation with data."
@@ -85,6 +90,11 @@ REVIEWED = {
         "no write waits for the build. A failed run leaves an invalid index: drop it "
         "(`DROP INDEX IF EXISTS devices_snapshot_by_reseller` and each `<partition>_by_reseller` "
         "CONCURRENTLY) and migrate again."
+    ),
+    ("devices", "0011_supply_fillfactor"): (
+        "Sets (and going back resets) the fillfactor of the current supplies on PostgreSQL: a "
+        "storage parameter, written to the catalog under a SHARE UPDATE EXCLUSIVE lock; no "
+        "rewrite, writes go on. Existing pages change as rows are updated."
     ),
 }
 
