@@ -16,6 +16,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 from billing.pricing import MONEY, PRICE, UNITS
 from portal import labels
@@ -124,12 +125,12 @@ class PlanRate(models.Model):
     Reached only through its version, which carries the tenant."""
 
     class Mode(models.TextChoices):
-        GRADUATED = "graduated", "Graduated (each tier prices its own units)"
-        VOLUME = "volume", "Volume (the tier reached prices every unit)"
+        GRADUATED = "graduated", _("Graduated (each tier prices its own units)")
+        VOLUME = "volume", _("Volume (the tier reached prices every unit)")
 
     class Scope(models.TextChoices):
-        DEVICE = "device", "Per device"
-        POOLED = "pooled", "Pooled across the contract"
+        DEVICE = "device", _("Per device")
+        POOLED = "pooled", _("Pooled across the contract")
 
     version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="rates")
     counter = models.CharField(max_length=100)
@@ -184,8 +185,8 @@ class Contract(TenantModel):
     """A customer's devices billed under a plan, in monthly periods from an anchor day."""
 
     class MissingData(models.TextChoices):
-        ESTIMATE = "estimate", "Estimate from the device's recent daily average"
-        CARRY = "carry", "Bill nothing; the usage lands in the period readings resume"
+        ESTIMATE = "estimate", _("Estimate from the device's recent daily average")
+        CARRY = "carry", _("Bill nothing; the usage lands in the period readings resume")
 
     customer = models.ForeignKey("accounts.Customer", on_delete=models.PROTECT, related_name="+")
     plan = models.ForeignKey(PricePlan, on_delete=models.PROTECT, related_name="contracts")
@@ -261,8 +262,8 @@ class CounterCorrection(TenantModel):
     restarts the counter from `value` (after `old_value`, the old board's last count)."""
 
     class Kind(models.TextChoices):
-        METER_READ = "meter_read", "Manual meter read"
-        BOARD_SWAP = "board_swap", "Board swap (counter restarts)"
+        METER_READ = "meter_read", _("Manual meter read")
+        BOARD_SWAP = "board_swap", _("Board swap (counter restarts)")
 
     tenant_customer_field: ClassVar[str | None] = "device__customer"
 
@@ -310,12 +311,12 @@ class StatementCounter(TenantModel):
 
 class Statement(TenantModel):
     class Kind(models.TextChoices):
-        REGULAR = "regular", "Statement"
-        ADJUSTMENT = "adjustment", "Adjustment"
+        REGULAR = "regular", _("Statement")
+        ADJUSTMENT = "adjustment", _("Adjustment")
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        FINAL = "final", "Final"
+        DRAFT = "draft", _("Draft")
+        FINAL = "final", _("Final")
 
     customer = models.ForeignKey("accounts.Customer", on_delete=models.PROTECT, related_name="+")
     contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="statements")
@@ -394,13 +395,13 @@ class Statement(TenantModel):
     # for writes that bypass the model.
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self._stored_status == Statement.Status.FINAL:
-            raise StatementFinalError("A final statement cannot be changed.")
+            raise StatementFinalError(_("A final statement cannot be changed."))
         super().save(*args, **kwargs)
         self._stored_status = self.status
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         if self._stored_status == Statement.Status.FINAL:
-            raise StatementFinalError("A final statement cannot be deleted.")
+            raise StatementFinalError(_("A final statement cannot be deleted."))
         return super().delete(*args, **kwargs)
 
     @property
@@ -414,9 +415,9 @@ class Statement(TenantModel):
 
 class StatementLine(TenantModel):
     class Kind(models.TextChoices):
-        USAGE = "usage", "Usage"
-        FEE = "fee", "Monthly fee"
-        MINIMUM = "minimum", "Minimum commitment"
+        USAGE = "usage", _("Usage")
+        FEE = "fee", _("Monthly fee")
+        MINIMUM = "minimum", _("Minimum commitment")
 
     tenant_customer_field: ClassVar[str | None] = "customer"
 
@@ -490,9 +491,9 @@ class StatementPdf(TenantModel):
     it is ready, and any web process can serve the stored bytes."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Being prepared"
-        READY = "ready", "Ready"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Being prepared")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
 
     statement = models.ForeignKey(Statement, on_delete=models.CASCADE, related_name="+")
     customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="+")
