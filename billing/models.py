@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.text import format_lazy
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
@@ -45,8 +46,9 @@ def price_field(**kwargs: Any) -> Any:
 
 # The counters of the wire contract (devices/protocol/telemetry-v1.md), as documents name them:
 # with the unit of those that are not counted in pieces (portal/labels.py has the words).
+# Lazy, like the words: each page and document reads them in its own language.
 COUNTER_LABELS = {
-    name: f"{label} ({labels.COUNTER_UNITS[name]})"
+    name: format_lazy("{} ({})", label, labels.COUNTER_UNITS[name])
     if labels.COUNTER_UNITS.get(name) in ("m²", "m", "ml")
     else label
     for name, label in labels.COUNTERS.items()
@@ -476,7 +478,7 @@ class StatementLine(TenantModel):
 
     @property
     def counter_label(self) -> str:
-        label = COUNTER_LABELS.get(self.counter, self.counter)
+        label = str(COUNTER_LABELS.get(self.counter, self.counter))
         qualifiers = ", ".join(q for q in (self.media_type, self.color) if q)
         return f"{label}, {qualifiers}" if qualifiers else label
 
