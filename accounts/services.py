@@ -16,6 +16,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 from django.utils.crypto import salted_hmac
+from django.utils.functional import Promise
 from django.utils.text import slugify
 from django.utils.timezone import now
 from django.utils.translation import gettext as _
@@ -442,7 +443,7 @@ def _invitation_token(nonce: str) -> str:
     return salted_hmac("inkmeter.invitation", nonce, algorithm="sha256").hexdigest()
 
 
-def _invitation_email_context(invitation: Invitation, *, url: str) -> dict[str, Any]:
+def _invitation_email_context(invitation: Invitation, *, url: str | Promise) -> dict[str, Any]:
     return {
         "invitation": invitation,
         "reseller": invitation.reseller,

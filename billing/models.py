@@ -397,13 +397,13 @@ class Statement(TenantModel):
     # for writes that bypass the model.
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self._stored_status == Statement.Status.FINAL:
-            raise StatementFinalError(_("A final statement cannot be changed."))
+            raise StatementFinalError(str(_("A final statement cannot be changed.")))
         super().save(*args, **kwargs)
         self._stored_status = self.status
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         if self._stored_status == Statement.Status.FINAL:
-            raise StatementFinalError(_("A final statement cannot be deleted."))
+            raise StatementFinalError(str(_("A final statement cannot be deleted.")))
         return super().delete(*args, **kwargs)
 
     @property

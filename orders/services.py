@@ -213,7 +213,9 @@ def order_transition(
             raise NotFoundError(_("No such order."))
         current = S(order.status)
         if target not in ORDER_TRANSITIONS[current]:
-            allowed = ", ".join(sorted(s.label for s in ORDER_TRANSITIONS[current])) or "none"
+            allowed = ", ".join(sorted(str(s.label) for s in ORDER_TRANSITIONS[current])) or _(
+                "none"
+            )
             raise ConflictError(
                 _(
                     "Order %(number)s is %(lower)s; it cannot become %(lower2)s "

@@ -390,7 +390,6 @@ LANGUAGE_COOKIE_NAME = "inkmeter_language"
 LANGUAGE_COOKIE_AGE = 60 * 60 * 24 * 365
 LANGUAGE_COOKIE_SECURE = not DEBUG
 LANGUAGE_COOKIE_HTTPONLY = True
-LANGUAGE_COOKIE_SAMESITE = "Lax"
 # The installation's time zone and number/date conventions (portal/formatting.py): for
 # documents and emails, and for users who chose none (they set their own under Preferences).
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")

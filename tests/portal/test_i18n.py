@@ -217,7 +217,7 @@ def test_the_compiled_catalog_matches_the_po_file() -> None:
     """The .mo is committed (nobody needs gettext to run the portal); after editing the .po,
     run `manage.py compilemessages -l de` and commit both."""
     with MO.open("rb") as handle:
-        compiled = gettext.GNUTranslations(handle)._catalog  # type: ignore[attr-defined]
+        compiled = gettext.GNUTranslations(handle)._catalog
     expected: dict[object, str] = {}
     for entry in entries():
         key = entry.msgid if entry.msgctxt is None else f"{entry.msgctxt}\x04{entry.msgid}"
