@@ -10,8 +10,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from django.utils.html import escape
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 from billing.exports import initials, last_day
 from billing.models import StatementLine
@@ -85,7 +86,7 @@ def charge_summary(lines: Sequence[StatementLine]) -> list[Charge]:
     for line in lines:
         if line.kind == StatementLine.Kind.FEE:
             key: tuple[str, ...] = (line.kind,)
-            label = "Monthly device fees"
+            label = _("Monthly device fees")
         elif line.kind == StatementLine.Kind.USAGE:
             key = (line.kind, line.counter, line.media_type, line.color)
             label = line.counter_label
@@ -135,9 +136,16 @@ def bar_chart(series: Sequence[tuple[date, Decimal]], *, title: str) -> SafeStri
     """Daily growth as bars, with a y scale and the first and last day labelled."""
     if not series:
         return mark_safe(  # noqa: S308 - fixed markup, no user data
-            f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="No data">'
-            f'<text class="chart-empty" x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">'
-            "No readings in this period</text></svg>"
+            format_html(
+                '<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}">'
+                '<text class="chart-empty" x="{}" y="{}" text-anchor="middle">{}</text></svg>',
+                WIDTH,
+                HEIGHT,
+                _("No data"),
+                WIDTH / 2,
+                HEIGHT / 2,
+                _("No readings in this period"),
+            )
         )
     top = _nice_max(max(v for _, v in series))
     plot_w, plot_h = WIDTH - PAD_LEFT - 4, HEIGHT - PAD_BOTTOM - PAD_TOP

@@ -11,6 +11,7 @@ from django import forms
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.timezone import now
+from django.utils.translation import gettext as _
 from django.views.decorators.vary import vary_on_headers
 
 from devices import charts, fleet_selectors, selectors
@@ -150,16 +151,16 @@ def device_detail(request: Any, device_id: int) -> HttpResponse:
         "counters": fleet_selectors.device_counter_list(ctx=ctx, device_id=device.pk),
         "supply_chart": charts.line_chart(
             series,
-            title=f"Supply levels, last {HISTORY_DAYS} days",
+            title=_("Supply levels, last %(days)s days") % {"days": HISTORY_DAYS},
             y_max=100,
             unit="%",
-            empty="No supply readings in the last 30 days",
+            empty=_("No supply readings in the last 30 days"),
         ),
         "pages_chart": charts.bar_chart(
             [charts.Bar(day.strftime("%d %b"), n, "bar-pages") for day, n in pages.items()],
-            title=f"Pages per day, last {HISTORY_DAYS} days",
+            title=_("Pages per day, last %(days)s days") % {"days": HISTORY_DAYS},
             label_every=7,
-            empty="No pages counted in the last 30 days",
+            empty=_("No pages counted in the last 30 days"),
         ),
         "pages_total": sum(pages.values()),
         "open_alerts": fleet_selectors.device_alert_list(
@@ -264,17 +265,17 @@ def fleet_dashboard_context(ctx: Any) -> dict[str, Any]:
                 charts.Bar(day.strftime("%d %b"), n, "bar-pages")
                 for day, n in summary.pages_per_day.items()
             ],
-            title=f"Pages per day, last {HISTORY_DAYS} days",
+            title=_("Pages per day, last %(days)s days") % {"days": HISTORY_DAYS},
             label_every=7,
-            empty="No pages counted in the last 30 days",
+            empty=_("No pages counted in the last 30 days"),
         ),
         "fleet_supply_chart": charts.bar_chart(
             [
                 charts.Bar(label, n, "bar-low" if i < 2 else "bar-supply")
                 for i, (label, n) in enumerate(summary.supply_levels)
             ],
-            title="Supplies by level",
-            empty="No supply levels reported yet",
+            title=_("Supplies by level"),
+            empty=_("No supply levels reported yet"),
         ),
     }
 

@@ -126,7 +126,13 @@ class DeviceNoteForm(forms.Form):
     )
 
 
-SNOOZE_CHOICES = [(1, "1 hour"), (4, "4 hours"), (24, "1 day"), (72, "3 days"), (168, "1 week")]
+SNOOZE_CHOICES = [
+    (1, _("1 hour")),
+    (4, _("4 hours")),
+    (24, _("1 day")),
+    (72, _("3 days")),
+    (168, _("1 week")),
+]
 
 
 class AlertSnoozeForm(forms.Form):

@@ -88,11 +88,15 @@ class PreferencesMiddleware:
             formatting.locale_from_accept_language(request.META.get("HTTP_ACCEPT_LANGUAGE", ""))
             or formatting.default_locale()
         )
-        formatting.activate(locale)
         language = i18n.language_of(user) if signed_in else None
         if language:
             translation.activate(language)
             request.LANGUAGE_CODE = language
+            if not getattr(user, "locale", "") and locale.split("-")[0] != language:
+                # German pages with 12/31/2026 and "11:24 nachm." read wrong: without a chosen
+                # locale, the language's own conventions, not the browser's of another language.
+                locale = formatting.locale_from_accept_language(language) or locale
+        formatting.activate(locale)
         timezone.activate(formatting.zone_of(getattr(user, "time_zone", "") if signed_in else ""))
         try:
             return self.get_response(request)

@@ -74,6 +74,18 @@ def test_without_a_choice_the_german_locale_gives_german(
     assert "<h2>Neueste Kunden</h2>" in page
 
 
+def test_german_pages_without_a_chosen_locale_write_german_dates(
+    login: LoginFn, alice: User, tenant: Tenant
+) -> None:
+    set_language(alice, "de")
+
+    page = login(alice).get("/settings/preferences/", HTTP_ACCEPT_LANGUAGE="en-US").content
+    english = re.search(r"Now: \d{2}/\d{2}/\d{4} \d{1,2}:\d{2} [AP]M", page.decode())
+
+    assert re.search(r"Jetzt: \d{2}\.\d{2}\.\d{4} \d{2}:\d{2} ", page.decode())
+    assert english is None
+
+
 def test_the_switch_stores_the_language_and_returns_to_the_page(
     login: LoginFn, alice: User, tenant: Tenant
 ) -> None:
