@@ -80,7 +80,7 @@ def _device_for_update(ctx: TenantContext, device_id: int) -> Device:
 
 def device_rename(*, ctx: TenantContext, device_id: int, name: str) -> Device:
     """The portal's label for the device; empty goes back to model and serial."""
-    _require(ctx, DEVICE_ADMIN_ROLES, "rename devices")
+    _require(ctx, DEVICE_ADMIN_ROLES, _("rename devices"))
     name = name.strip()
     with transaction.atomic():
         device = _device_for_update(ctx, device_id)
@@ -226,7 +226,7 @@ def device_move(
     contract memberships (a contract bills its own customer) are kept or ended on `effective_on`
     as `contract_action` says; without a decision the move is refused. The old customer's
     collectors may no longer report the device (ingestion checks the customer)."""
-    _require(ctx, DEVICE_ADMIN_ROLES, "move devices")
+    _require(ctx, DEVICE_ADMIN_ROLES, _("move devices"))
     effective_on = effective_on or today_utc()
     with transaction.atomic():
         device = _device_for_update(ctx, device_id)
@@ -306,7 +306,7 @@ def device_retire(
     sweep. Its history stays, and telemetry it still sends is stored (it stays retired, and its
     alerts are not emailed), so nothing is lost if it was retired by mistake. A running contract
     membership is kept or ended as `contract_action` says."""
-    _require(ctx, DEVICE_ADMIN_ROLES, "retire devices")
+    _require(ctx, DEVICE_ADMIN_ROLES, _("retire devices"))
     effective_on = effective_on or today_utc()
     with transaction.atomic():
         device = _device_for_update(ctx, device_id)
@@ -332,7 +332,7 @@ def device_retire(
 
 def device_unretire(*, ctx: TenantContext, device_id: int) -> Device:
     """Back in service; contract memberships ended at retirement are not restored."""
-    _require(ctx, DEVICE_ADMIN_ROLES, "return devices to service")
+    _require(ctx, DEVICE_ADMIN_ROLES, _("return devices to service"))
     with transaction.atomic():
         device = _device_for_update(ctx, device_id)
         if device.retired_at is None:
@@ -349,7 +349,7 @@ def device_unretire(*, ctx: TenantContext, device_id: int) -> Device:
 
 
 def device_note_add(*, ctx: TenantContext, device_id: int, body: str) -> DeviceNote:
-    _require(ctx, FLEET_STAFF_ROLES, "write device notes")
+    _require(ctx, FLEET_STAFF_ROLES, _("write device notes"))
     body = body.strip()
     with transaction.atomic():
         # Found first: another tenant's device is a 404 whatever the input.
@@ -397,7 +397,7 @@ def _actor(ctx: TenantContext) -> Any:
 
 def alert_acknowledge(*, ctx: TenantContext, alert_id: int) -> Alert:
     """Mark an open alert as seen, by whom and when; it stays open until the printer clears it."""
-    _require(ctx, FLEET_STAFF_ROLES, "acknowledge alerts")
+    _require(ctx, FLEET_STAFF_ROLES, _("acknowledge alerts"))
     with transaction.atomic():
         alert = _alert_for_update(ctx, alert_id)
         if alert.acknowledged_at is not None:
@@ -416,7 +416,7 @@ def alert_acknowledge(*, ctx: TenantContext, alert_id: int) -> Alert:
 
 def alert_snooze(*, ctx: TenantContext, alert_id: int, hours: int) -> Alert:
     """Hide an open alert from the open alerts and their counts for `hours`."""
-    _require(ctx, FLEET_STAFF_ROLES, "snooze alerts")
+    _require(ctx, FLEET_STAFF_ROLES, _("snooze alerts"))
     with transaction.atomic():
         # Found first: another tenant's alert is a 404 whatever the input.
         alert = _alert_for_update(ctx, alert_id)
@@ -440,7 +440,7 @@ def alert_snooze(*, ctx: TenantContext, alert_id: int, hours: int) -> Alert:
 
 
 def alert_unsnooze(*, ctx: TenantContext, alert_id: int) -> Alert:
-    _require(ctx, FLEET_STAFF_ROLES, "snooze alerts")
+    _require(ctx, FLEET_STAFF_ROLES, _("snooze alerts"))
     with transaction.atomic():
         alert = _alert_for_update(ctx, alert_id)
         if alert.snoozed_until is None or alert.snoozed_until <= now():

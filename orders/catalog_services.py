@@ -80,7 +80,7 @@ def _product_clean(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def product_create(*, ctx: TenantContext, **fields: Any) -> Product:
-    require(ctx, CATALOG_ROLES, "change the catalog")
+    require(ctx, CATALOG_ROLES, _("change the catalog"))
     fields = _product_clean(fields)
     if "sku" not in fields or "name" not in fields or "price" not in fields:
         raise DomainError(_("A product needs a SKU, a name and a price."))
@@ -98,7 +98,7 @@ def product_create(*, ctx: TenantContext, **fields: Any) -> Product:
 
 
 def product_update(*, ctx: TenantContext, product_id: int, **fields: Any) -> Product:
-    require(ctx, CATALOG_ROLES, "change the catalog")
+    require(ctx, CATALOG_ROLES, _("change the catalog"))
     fields = _product_clean(fields)
     with transaction.atomic():
         product = Product.objects.for_tenant(ctx).select_for_update().filter(pk=product_id).first()
@@ -130,7 +130,7 @@ def mapping_remember(
 ) -> SupplyProductMapping:
     """Map an unmatched supply to a product; every supply with the same signature (part
     number, device model, kind, colour) uses the answer from now on."""
-    require(ctx, SUPPORT_ROLES, "map supplies to products")
+    require(ctx, SUPPORT_ROLES, _("map supplies to products"))
     supply = Supply.objects.for_tenant(ctx).select_related("device").filter(pk=supply_id).first()
     product = Product.objects.for_tenant(ctx).filter(pk=product_id, is_active=True).first()
     if supply is None:
@@ -239,7 +239,7 @@ def policy_set(
     if ctx.is_customer:
         require(ctx, {Role.CUSTOMER_ADMIN}, "change reorder policies")
     else:
-        require(ctx, SUPPORT_ROLES, "change reorder policies")
+        require(ctx, SUPPORT_ROLES, _("change reorder policies"))
     errors: dict[str, list[str]] = {}
     if not 0 <= threshold_percent <= 100:
         errors["threshold_percent"] = [_("Between 0 and 100.")]

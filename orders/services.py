@@ -79,7 +79,7 @@ def order_create(
 ) -> Order:
     """A new order (a draft, or submitted at once). A supply already on an open order is
     refused: the database holds one open line per supply, whoever orders it."""
-    require(ctx, ORDERING_ROLES, "place orders")
+    require(ctx, ORDERING_ROLES, _("place orders"))
     if not lines:
         raise DomainError(_("An order needs at least one product."), code="order_empty")
     site = Site.objects.for_tenant(ctx).select_related("customer").filter(pk=site_id).first()
@@ -239,7 +239,7 @@ def order_transition(
                 % {"number": order.number, "lower": current.label.lower()}
             )
         if current == S.PENDING_APPROVAL and target == S.SUBMITTED:
-            require(ctx, APPROVER_ROLES, "approve orders")
+            require(ctx, APPROVER_ROLES, _("approve orders"))
         if target == S.SUBMITTED and current == S.DRAFT and ctx.role in UNTRUSTED_SUBMITTERS:
             policy = policy_effective(ctx=ctx, customer_id=order.customer_id)
             if policy.requires_approval:

@@ -617,7 +617,7 @@ def supply_alert_notify(*, alert_id: int) -> bool:
 
 def supply_alert_rearm(*, ctx: TenantContext, alert_id: int) -> SupplyAlert:
     """Close a sent alert so that the next evaluation at the reorder point emails again."""
-    require(ctx, ORDERING_ROLES, "re-arm alerts")
+    require(ctx, ORDERING_ROLES, _("re-arm alerts"))
     with transaction.atomic():
         alert = SupplyAlert.objects.for_tenant(ctx).select_for_update().filter(pk=alert_id).first()
         if alert is None:
