@@ -127,6 +127,6 @@ class PreferencesForm(forms.Form):
         field: Any = self.fields["language"]
         field.choices = [("", _("Follow my browser")), *i18n.language_choices()]
         field = self.fields["locale"]
-        field.choices = [("", "Follow my browser"), *formatting.locale_choices()]
+        field.choices = [("", _("Follow my browser")), *formatting.locale_choices()]
         field = self.fields["time_zone"]
-        field.choices = [("", "The portal's default"), *formatting.time_zone_choices()]
+        field.choices = [("", _("The portal's default")), *formatting.time_zone_choices()]

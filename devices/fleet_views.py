@@ -39,7 +39,9 @@ class DeviceFilterForm(forms.Form):
     # would normalise a reseller's hundreds of options twice per request.
     customer = forms.IntegerField(required=False)
     site = forms.IntegerField(required=False)
-    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *DeviceStatus.choices])
+    status = forms.ChoiceField(
+        required=False, choices=[("", _("Any status")), *DeviceStatus.choices]
+    )
     model = forms.ChoiceField(required=False)
     low = forms.BooleanField(required=False)
     lifecycle = forms.ChoiceField(required=False, choices=Lifecycle.choices)
@@ -54,11 +56,11 @@ class DeviceFilterForm(forms.Form):
         **kw: Any,
     ):
         super().__init__(*args, **kw)
-        self.customer_choices: list[tuple[Any, str]] = [("", "All customers"), *customers]
-        self.site_choices: list[tuple[Any, str]] = [("", "All sites"), *sites]
+        self.customer_choices: list[tuple[Any, str]] = [("", _("All customers")), *customers]
+        self.site_choices: list[tuple[Any, str]] = [("", _("All sites")), *sites]
         self._known = {"customer": {pk for pk, _ in customers}, "site": {pk for pk, _ in sites}}
         field: Any = self.fields["model"]
-        field.choices = [("", "All models"), *((m, m) for m in models)]
+        field.choices = [("", _("All models")), *((m, m) for m in models)]
 
     def device_filter(self) -> DeviceFilter:
         # Parameters that do not parse are ignored rather than refused: a stale link still works.
@@ -194,9 +196,12 @@ class SupplyFilterForm(forms.Form):
     def __init__(self, *args: Any, kinds: list[str], colors: list[str], **kw: Any):
         super().__init__(*args, **kw)
         field: Any = self.fields["kind"]
-        field.choices = [("", "All kinds"), *((k, k.capitalize()) for k in kinds)]
+        field.choices = [
+            ("", _("All kinds")),
+            *((k, labels.supply_kind_label(k).capitalize()) for k in kinds),
+        ]
         field = self.fields["color"]
-        field.choices = [("", "All colours"), *((c, c.capitalize()) for c in colors)]
+        field.choices = [("", _("All colours")), *((c, c.capitalize()) for c in colors)]
 
     def supply_filter(self) -> SupplyFilter:
         self.is_valid()

@@ -91,7 +91,7 @@ class PolicyForm(forms.Form):
         field: Any = self.fields["customer"]
         field.choices = [(c.pk, c.name) for c in customers]
         field = self.fields["device"]
-        field.choices = [("", "All devices (customer policy)")] + [
+        field.choices = [("", _("All devices (customer policy)"))] + [
             (d.pk, f"{d.customer.name} / {d}") for d in devices
         ]
 
