@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from django.utils import dateformat
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
@@ -132,6 +133,11 @@ def _nice_max(value: Decimal) -> Decimal:
     return magnitude * 10
 
 
+def _day(day: date) -> str:
+    """ "01 Mar", its month named in the reader's language."""
+    return dateformat.format(day, "d M")
+
+
 def bar_chart(series: Sequence[tuple[date, Decimal]], *, title: str) -> SafeString:
     """Daily growth as bars, with a y scale and the first and last day labelled."""
     if not series:
@@ -169,13 +175,13 @@ def bar_chart(series: Sequence[tuple[date, Decimal]], *, title: str) -> SafeStri
         y = PAD_TOP + plot_h - height
         parts.append(
             f'<rect class="chart-bar" x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" '
-            f'height="{height:.1f}"><title>{day:%d %b}: {value.normalize():f}</title></rect>'
+            f'height="{height:.1f}"><title>{_day(day)}: {value.normalize():f}</title></rect>'
         )
     first, last = series[0][0], series[-1][0]
     parts.append(
-        f'<text class="chart-label" x="{PAD_LEFT}" y="{HEIGHT - 4}">{first:%d %b}</text>'
+        f'<text class="chart-label" x="{PAD_LEFT}" y="{HEIGHT - 4}">{_day(first)}</text>'
         f'<text class="chart-label" x="{WIDTH - 4}" y="{HEIGHT - 4}" '
-        f'text-anchor="end">{last:%d %b}</text></svg>'
+        f'text-anchor="end">{_day(last)}</text></svg>'
     )
     return mark_safe("".join(parts))  # noqa: S308 - numbers and escaped text only
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.utils import dateformat
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
@@ -151,7 +152,7 @@ def line_chart(
         _open(width, height, title),
         *_y_axis(width=width, height=height, top_value=top_value, unit=unit),
     ]
-    date_format = "%d %b %H:%M" if span < 2 * 86400 else "%d %b"
+    date_format = "d M H:i" if span < 2 * 86400 else "d M"
     for when, label_x, anchor in ((start, LEFT, "start"), (end, width - RIGHT, "end")):
         parts.append(
             format_html(
@@ -159,7 +160,7 @@ def line_chart(
                 label_x,
                 height - 8,
                 anchor,
-                when.strftime(date_format),
+                dateformat.format(when, date_format),
             )
         )
     for s in series:

@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils import dateformat
 from django.utils.timezone import now
 from django.utils.translation import gettext as _
 from django.views.decorators.vary import vary_on_headers
@@ -159,7 +160,7 @@ def device_detail(request: Any, device_id: int) -> HttpResponse:
             empty=_("No supply readings in the last 30 days"),
         ),
         "pages_chart": charts.bar_chart(
-            [charts.Bar(day.strftime("%d %b"), n, "bar-pages") for day, n in pages.items()],
+            [charts.Bar(dateformat.format(day, "d M"), n, "bar-pages") for day, n in pages.items()],
             title=_("Pages per day, last %(days)s days") % {"days": HISTORY_DAYS},
             label_every=7,
             empty=_("No pages counted in the last 30 days"),
@@ -267,7 +268,7 @@ def fleet_dashboard_context(ctx: Any) -> dict[str, Any]:
         "fleet": summary,
         "fleet_pages_chart": charts.bar_chart(
             [
-                charts.Bar(day.strftime("%d %b"), n, "bar-pages")
+                charts.Bar(dateformat.format(day, "d M"), n, "bar-pages")
                 for day, n in summary.pages_per_day.items()
             ],
             title=_("Pages per day, last %(days)s days") % {"days": HISTORY_DAYS},
