@@ -1,5 +1,6 @@
-"""Which language a person reads: pages follow the signed-in user's choice, else the browser;
-emails follow the recipient's choice, else the language the email was asked for in.
+"""Which language a person reads: pages follow the signed-in user's choice, else the browser
+(LocaleMiddleware: the switch's cookie, then Accept-Language); emails follow the recipient's
+choice, else the installation's LANGUAGE_CODE (an invitee without an account: the inviter's).
 
 A user's language (accounts.User.language) is apart from their locale (how numbers and dates
 are written, portal/formatting.py); a user who chose no language but a German locale reads
