@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Site
 from portal.tenancy import CUSTOMER_ROLES, RESELLER_ROLES, Role
@@ -19,7 +20,7 @@ class CustomerForm(forms.Form):
     billing_address = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
-        help_text="Printed on usage statements.",
+        help_text=_("Printed on usage statements."),
     )
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
 
@@ -52,7 +53,7 @@ class InvitationForm(forms.Form):
     customer: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
         queryset=None,
         required=False,
-        help_text="Only for customer roles.",
+        help_text=_("Only for customer roles."),
     )
 
     def __init__(self, *args: Any, customers: Any, **kwargs: Any) -> None:
@@ -66,7 +67,9 @@ class MembershipRoleForm(forms.Form):
 
 class ApiTokenForm(InvitationForm):
     email = None  # type: ignore[assignment]
-    name = forms.CharField(max_length=100, help_text="Where the token is used, e.g. 'ERP export'.")
+    name = forms.CharField(
+        max_length=100, help_text=_("Where the token is used, e.g. 'ERP export'.")
+    )
 
     field_order = ["name", "role", "customer"]
 
@@ -74,7 +77,7 @@ class ApiTokenForm(InvitationForm):
 class ResellerForm(forms.Form):
     name = forms.CharField(max_length=200)
     slug = forms.SlugField(
-        max_length=64, required=False, help_text="Derived from the name if empty."
+        max_length=64, required=False, help_text=_("Derived from the name if empty.")
     )
     support_email = forms.EmailField(required=False)
     address = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
@@ -87,14 +90,14 @@ class ResellerSettingsForm(forms.Form):
     address = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
-        help_text="Printed on statements, one line per row.",
+        help_text=_("Printed on statements, one line per row."),
     )
     support_email = forms.EmailField(
-        required=False, help_text="Where your customers write for help."
+        required=False, help_text=_("Where your customers write for help.")
     )
     logo = forms.FileField(
         required=False,
-        help_text="PNG or JPEG, at most 512 KiB. Printed on statements.",
+        help_text=_("PNG or JPEG, at most 512 KiB. Printed on statements."),
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg"}),
     )
 
@@ -103,22 +106,29 @@ class PreferencesForm(forms.Form):
     """How the portal writes numbers, dates and times for the signed-in user; choices are
     checked again by services.user_preferences_update."""
 
-    locale = forms.ChoiceField(
-        label="Numbers and dates",
+    language = forms.ChoiceField(
+        label=_("Language"),
         required=False,
-        help_text="Without a choice, the portal follows your browser's language.",
+        help_text=_("Pages and the emails you receive are written in this language."),
+    )
+    locale = forms.ChoiceField(
+        label=_("Numbers and dates"),
+        required=False,
+        help_text=_("Without a choice, the portal follows your browser's language."),
     )
     time_zone = forms.ChoiceField(
-        label="Time zone",
+        label=_("Time zone"),
         required=False,
-        help_text="Times on every page are shown in this zone.",
+        help_text=_("Times on every page are shown in this zone."),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from portal import formatting
+        from portal import formatting, i18n
 
         super().__init__(*args, **kwargs)
-        field: Any = self.fields["locale"]
-        field.choices = [("", "Follow my browser"), *formatting.locale_choices()]
+        field: Any = self.fields["language"]
+        field.choices = [("", _("Follow my browser")), *i18n.language_choices()]
+        field = self.fields["locale"]
+        field.choices = [("", _("Follow my browser")), *formatting.locale_choices()]
         field = self.fields["time_zone"]
-        field.choices = [("", "The portal's default"), *formatting.time_zone_choices()]
+        field.choices = [("", _("The portal's default")), *formatting.time_zone_choices()]

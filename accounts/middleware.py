@@ -24,6 +24,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from portal.api import error_body
 from portal.tenancy import MFA_REQUIRED_ROLES
@@ -82,7 +83,10 @@ class RequireMFAMiddleware:
         if not has_totp:
             messages.warning(
                 request,
-                "Your role needs two-factor authentication. Set up an authenticator app to go on.",
+                _(
+                    "Your role needs two-factor authentication. "
+                    "Set up an authenticator app to go on."
+                ),
             )
             return redirect("mfa_activate_totp")
         query = urlencode({"next": request.get_full_path()}, safe="/")

@@ -131,6 +131,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     # browser's languages (else DEFAULT_LOCALE).
     time_zone = models.CharField(max_length=64, blank=True, default="")
     locale = models.CharField(max_length=16, blank=True, default="")
+    # The language of pages and emails (a code of settings.LANGUAGES), apart from `locale`:
+    # someone may read English and still want 1.234,50 €. Blank: the language of `locale` if
+    # the portal has it, else the browser's (portal/i18n.py).
+    language = models.CharField(max_length=8, blank=True, default="")
 
     objects = UserManager()
 

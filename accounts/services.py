@@ -14,9 +14,13 @@ from django.db import transaction
 from django.db.models import Model
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 from django.utils.crypto import salted_hmac
+from django.utils.functional import Promise
 from django.utils.text import slugify
 from django.utils.timezone import now
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import (
     ApiToken,
@@ -48,7 +52,7 @@ def _sha256(value: str) -> str:
 
 def _require_admin(ctx: TenantContext) -> None:
     if ctx.role not in ADMIN_ROLES and ctx.role != Role.SYSTEM:
-        raise PermissionDeniedError("Only a reseller admin may do this.")
+        raise PermissionDeniedError(_("Only a reseller admin may do this."))
 
 
 # --- Audit --------------------------------------------------------------------------------------
@@ -120,16 +124,22 @@ def reseller_create(
     *, by: User, name: str, slug: str = "", support_email: str = "", address: str = ""
 ) -> Reseller:
     if not by.is_superuser:
-        raise PermissionDeniedError("Only a platform operator may create resellers.")
+        raise PermissionDeniedError(_("Only a platform operator may create resellers."))
     name = name.strip()
     if not name:
-        raise DomainError("A reseller needs a name.", fields={"name": ["This field is required."]})
+        raise DomainError(
+            _("A reseller needs a name."), fields={"name": [_("This field is required.")]}
+        )
     slug = slugify(slug or name)[:64]
     if not slug:
-        raise DomainError("Give the reseller a slug.", fields={"slug": ["Letters or digits."]})
+        raise DomainError(
+            _("Give the reseller a slug."), fields={"slug": [_("Letters or digits.")]}
+        )
     if Reseller.objects.filter(slug=slug).exists():
         raise ConflictError(
-            f"The slug {slug!r} is taken.", code="slug_taken", fields={"slug": ["Already taken."]}
+            _("The slug %(slug)s is taken.") % {"slug": repr(slug)},
+            code="slug_taken",
+            fields={"slug": [_("Already taken.")]},
         )
     with transaction.atomic():
         reseller = Reseller.objects.create(
@@ -150,9 +160,14 @@ def _logo_kind(logo: File[Any]) -> str:
     word); a DomainError on the logo field otherwise."""
     if logo.size is not None and logo.size > LOGO_MAX_BYTES:
         raise DomainError(
-            "The logo is too large.",
+            _("The logo is too large."),
             code="logo_too_large",
-            fields={"logo": [f"At most {LOGO_MAX_BYTES // 1024} KiB; this file is larger."]},
+            fields={
+                "logo": [
+                    _("At most %(value)s KiB; this file is larger.")
+                    % {"value": LOGO_MAX_BYTES // 1024}
+                ]
+            },
         )
     logo.seek(0)
     head = logo.read(8)
@@ -161,9 +176,9 @@ def _logo_kind(logo: File[Any]) -> str:
         if head.startswith(signature):
             return kind
     raise DomainError(
-        "The logo is not a PNG or JPEG image.",
+        _("The logo is not a PNG or JPEG image."),
         code="logo_type",
-        fields={"logo": ["Upload a PNG or JPEG image."]},
+        fields={"logo": [_("Upload a PNG or JPEG image.")]},
     )
 
 
@@ -180,7 +195,9 @@ def reseller_update(
     _require_admin(ctx)
     name = name.strip()
     if not name:
-        raise DomainError("A reseller needs a name.", fields={"name": ["This field is required."]})
+        raise DomainError(
+            _("A reseller needs a name."), fields={"name": [_("This field is required.")]}
+        )
     kind = _logo_kind(logo) if logo is not None else None
     with transaction.atomic():
         reseller = Reseller.objects.select_for_update().get(pk=ctx.reseller_id)
@@ -223,12 +240,14 @@ def customer_create(
     _require_admin(ctx)
     name = name.strip()
     if not name:
-        raise DomainError("A customer needs a name.", fields={"name": ["This field is required."]})
+        raise DomainError(
+            _("A customer needs a name."), fields={"name": [_("This field is required.")]}
+        )
     if Customer.objects.for_tenant(ctx).filter(name__iexact=name).exists():
         raise ConflictError(
-            f"A customer named {name!r} exists already.",
+            _("A customer named %(name)s exists already.") % {"name": repr(name)},
             code="customer_exists",
-            fields={"name": ["A customer with this name exists already."]},
+            fields={"name": [_("A customer with this name exists already.")]},
         )
     with transaction.atomic():
         customer = Customer.objects.for_tenant(ctx).create(
@@ -248,7 +267,7 @@ def customer_update(*, ctx: TenantContext, customer_id: int, **fields: Any) -> C
     allowed = {"name", "account_number", "billing_email", "billing_address", "notes"}
     unknown = set(fields) - allowed
     if unknown:
-        raise DomainError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+        raise DomainError(_("Unknown fields: %(join)s.") % {"join": ", ".join(sorted(unknown))})
     with transaction.atomic():
         customer = _get_for_update(Customer, ctx, customer_id)
         if "name" in fields:
@@ -256,9 +275,9 @@ def customer_update(*, ctx: TenantContext, customer_id: int, **fields: Any) -> C
             clash = Customer.objects.for_tenant(ctx).filter(name__iexact=fields["name"])
             if not fields["name"] or clash.exclude(pk=customer.pk).exists():
                 raise ConflictError(
-                    "Another customer has this name.",
+                    _("Another customer has this name."),
                     code="customer_exists",
-                    fields={"name": ["A customer with this name exists already."]},
+                    fields={"name": [_("A customer with this name exists already.")]},
                 )
         for key, value in fields.items():
             setattr(customer, key, value)
@@ -284,18 +303,21 @@ def site_create(*, ctx: TenantContext, customer_id: int, name: str, **fields: st
     _require_admin(ctx)
     unknown = set(fields) - set(SITE_FIELDS)
     if unknown:
-        raise DomainError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+        raise DomainError(_("Unknown fields: %(join)s.") % {"join": ", ".join(sorted(unknown))})
     name = name.strip()
     if not name:
-        raise DomainError("A site needs a name.", fields={"name": ["This field is required."]})
+        raise DomainError(
+            _("A site needs a name."), fields={"name": [_("This field is required.")]}
+        )
     customer = Customer.objects.for_tenant(ctx).filter(pk=customer_id).first()
     if customer is None:
-        raise NotFoundError("No such customer.")
+        raise NotFoundError(_("No such customer."))
     if Site.objects.for_tenant(ctx).filter(customer=customer, name__iexact=name).exists():
         raise ConflictError(
-            f"{customer.name} already has a site named {name!r}.",
+            _("%(customer)s already has a site named %(name)s.")
+            % {"customer": customer.name, "name": repr(name)},
             code="site_exists",
-            fields={"name": ["This customer already has a site with this name."]},
+            fields={"name": [_("This customer already has a site with this name.")]},
         )
     if "country" in fields:
         fields["country"] = fields["country"].strip().upper()
@@ -311,7 +333,7 @@ def site_update(*, ctx: TenantContext, site_id: int, **fields: str) -> Site:
     _require_admin(ctx)
     unknown = set(fields) - set(SITE_FIELDS)
     if unknown:
-        raise DomainError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+        raise DomainError(_("Unknown fields: %(join)s.") % {"join": ", ".join(sorted(unknown))})
     with transaction.atomic():
         site = _get_for_update(Site, ctx, site_id)
         if "name" in fields:
@@ -321,9 +343,9 @@ def site_update(*, ctx: TenantContext, site_id: int, **fields: str) -> Site:
             )
             if not fields["name"] or clash.exclude(pk=site.pk).exists():
                 raise ConflictError(
-                    "Another site of this customer has this name.",
+                    _("Another site of this customer has this name."),
                     code="site_exists",
-                    fields={"name": ["This customer already has a site with this name."]},
+                    fields={"name": [_("This customer already has a site with this name.")]},
                 )
         if "country" in fields:
             fields["country"] = fields["country"].strip().upper()
@@ -344,23 +366,25 @@ def invitation_create(
     _require_admin(ctx)
     email = email.strip().lower()
     if "@" not in email:
-        raise DomainError("Enter a valid email address.", fields={"email": ["Not an address."]})
+        raise DomainError(
+            _("Enter a valid email address."), fields={"email": [_("Not an address.")]}
+        )
     customer = _role_customer(
         ctx, role, customer_id, missing="Choose the customer this user belongs to."
     )
     if role not in CUSTOMER_ROLES and customer_id is not None:
         raise DomainError(
-            "Reseller roles are not tied to a customer.",
+            _("Reseller roles are not tied to a customer."),
             code="customer_not_allowed",
-            fields={"customer": ["Leave empty for reseller roles."]},
+            fields={"customer": [_("Leave empty for reseller roles.")]},
         )
     existing = Membership.objects.for_tenant(ctx).filter(user__email__iexact=email)
     existing = existing.filter(customer=customer) if customer else existing.filter(customer=None)
     if existing.exists():
         raise ConflictError(
-            f"{email} is a member already.",
+            _("%(email)s is a member already.") % {"email": email},
             code="already_member",
-            fields={"email": ["This person is a member already."]},
+            fields={"email": [_("This person is a member already.")]},
         )
     nonce = secrets.token_urlsafe(32)
     with transaction.atomic():
@@ -392,22 +416,34 @@ def invitation_create(
             kind=EmailLog.Kind.INVITATION,
             template=INVITATION_TEMPLATE,
             context=_invitation_email_context(invitation, url=INVITATION_LINK_WITHHELD),
-            subject=f"[Inkmeter] You are invited to {ctx.reseller.name}",
+            subject=lambda: (
+                _("[Inkmeter] You are invited to %(reseller)s") % {"reseller": ctx.reseller.name}
+            ),
             invitation=invitation,
+            fallback_language=_invitation_fallback_language(invitation),
         )
     return invitation
 
 
 INVITATION_TEMPLATE = "accounts/email/invitation.txt"
 # What the email log shows instead of the link: the link lets its holder join.
-INVITATION_LINK_WITHHELD = "(the link is in the email sent to the invitee; it is not kept here)"
+INVITATION_LINK_WITHHELD = gettext_lazy(
+    "(the link is in the email sent to the invitee; it is not kept here)"
+)
+
+
+def _invitation_fallback_language(invitation: Invitation) -> str | None:
+    """An invitee without an account reads the invitation in the language of who sent it."""
+    from portal import i18n
+
+    return i18n.language_of(invitation.invited_by) if invitation.invited_by else None
 
 
 def _invitation_token(nonce: str) -> str:
     return salted_hmac("inkmeter.invitation", nonce, algorithm="sha256").hexdigest()
 
 
-def _invitation_email_context(invitation: Invitation, *, url: str) -> dict[str, Any]:
+def _invitation_email_context(invitation: Invitation, *, url: str | Promise) -> dict[str, Any]:
     return {
         "invitation": invitation,
         "reseller": invitation.reseller,
@@ -421,9 +457,16 @@ def invitation_email_body(*, invitation_id: int) -> str:
     invitation = Invitation.unscoped.select_related("reseller", "customer", "invited_by").get(
         pk=invitation_id
     )
+    from portal import formatting, i18n
+
     token = _invitation_token(invitation.token_nonce)
     url = settings.SITE_URL + reverse("invitation-accept", kwargs={"token": token})
-    return render_to_string(INVITATION_TEMPLATE, _invitation_email_context(invitation, url=url))
+    # The same language and formats as the logged body (email_services.emails_queue).
+    reader = i18n.readers(
+        [invitation.email], fallback_language=_invitation_fallback_language(invitation)
+    )[invitation.email]
+    with translation.override(reader.language), formatting.override(locale=reader.locale):
+        return render_to_string(INVITATION_TEMPLATE, _invitation_email_context(invitation, url=url))
 
 
 def invitation_revoke(*, ctx: TenantContext, invitation_id: int) -> Invitation:
@@ -432,7 +475,8 @@ def invitation_revoke(*, ctx: TenantContext, invitation_id: int) -> Invitation:
         invitation = _get_for_update(Invitation, ctx, invitation_id)
         if invitation.status != "pending":
             raise ConflictError(
-                f"This invitation is {invitation.status}; only pending ones can be revoked.",
+                _("This invitation is %(status)s; only pending ones can be revoked.")
+                % {"status": invitation.status},
                 code="invitation_not_pending",
             )
         invitation.revoked_at = now()
@@ -458,15 +502,16 @@ def invitation_accept(*, token: str, user: User) -> Membership:
     """Turn a pending invitation into a membership of `user`; the addresses must match."""
     invitation = invitation_find(token=token)
     if invitation is None:
-        raise NotFoundError("This invitation link is not valid.", code="invitation_unknown")
+        raise NotFoundError(_("This invitation link is not valid."), code="invitation_unknown")
     if invitation.status != "pending":
         raise ConflictError(
-            f"This invitation is {invitation.status}. Ask for a new one.",
+            _("This invitation is %(status)s. Ask for a new one.") % {"status": invitation.status},
             code=f"invitation_{invitation.status}",
         )
     if invitation.email.lower() != user.email.lower():
         raise PermissionDeniedError(
-            f"This invitation was sent to {invitation.email}; sign in with that address.",
+            _("This invitation was sent to %(email)s; sign in with that address.")
+            % {"email": invitation.email},
             code="invitation_other_email",
         )
     ctx = TenantContext(
@@ -477,8 +522,8 @@ def invitation_accept(*, token: str, user: User) -> Membership:
             pk=invitation.pk, accepted_at=None, revoked_at=None
         ).update(accepted_at=now(), accepted_by=user)
         if claimed != 1:
-            raise ConflictError("This invitation was used already.", code="invitation_accepted")
-        membership, _ = Membership.unscoped.update_or_create(
+            raise ConflictError(_("This invitation was used already."), code="invitation_accepted")
+        membership, _created = Membership.unscoped.update_or_create(
             user=user,
             reseller=invitation.reseller,
             customer=invitation.customer,
@@ -500,12 +545,12 @@ def membership_update_role(*, ctx: TenantContext, membership_id: int, role: str)
         same_scope = RESELLER_ROLES if membership.customer_id is None else CUSTOMER_ROLES
         if role not in same_scope:
             raise DomainError(
-                "That role does not fit this membership.",
+                _("That role does not fit this membership."),
                 code="invalid_role",
-                fields={"role": ["Choose a role of the same kind (reseller or customer)."]},
+                fields={"role": [_("Choose a role of the same kind (reseller or customer).")]},
             )
         if ctx.user is not None and membership.user_id == ctx.user.pk:
-            raise DomainError("You cannot change your own role.", code="own_membership")
+            raise DomainError(_("You cannot change your own role."), code="own_membership")
         old = membership.role
         membership.role = role
         membership.save(update_fields=["role"])
@@ -520,7 +565,7 @@ def membership_remove(*, ctx: TenantContext, membership_id: int) -> None:
     with transaction.atomic():
         membership = _get_for_update(Membership, ctx, membership_id)
         if ctx.user is not None and membership.user_id == ctx.user.pk:
-            raise DomainError("You cannot remove yourself.", code="own_membership")
+            raise DomainError(_("You cannot remove yourself."), code="own_membership")
         audit_record(
             ctx=ctx,
             action="membership.remove",
@@ -542,10 +587,10 @@ def api_token_create(
     _require_admin(ctx)
     name = name.strip()
     if not name:
-        raise DomainError("Name the token.", fields={"name": ["This field is required."]})
+        raise DomainError(_("Name the token."), fields={"name": [_("This field is required.")]})
     customer = _role_customer(ctx, role, customer_id, missing="Choose the customer.")
     if ctx.user is None:
-        raise PermissionDeniedError("A token is created by a person.")
+        raise PermissionDeniedError(_("A token is created by a person."))
     key = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     with transaction.atomic():
@@ -567,7 +612,7 @@ def api_token_revoke(*, ctx: TenantContext, token_id: int) -> ApiToken:
     with transaction.atomic():
         token = _get_for_update(ApiToken, ctx, token_id)
         if token.revoked_at is not None:
-            raise ConflictError("This token is revoked already.", code="token_revoked")
+            raise ConflictError(_("This token is revoked already."), code="token_revoked")
         token.revoked_at = now()
         token.save(update_fields=["revoked_at"])
         audit_record(ctx=ctx, action="api_token.revoke", obj=token)
@@ -603,21 +648,28 @@ def api_token_authenticate(*, raw: str) -> ApiToken | None:
 # --- A user's own preferences -------------------------------------------------------------------
 
 
-def user_preferences_update(*, user: User, locale: str, time_zone: str) -> User:
-    """How the portal writes numbers, dates and times for `user` (portal/formatting.py).
-    Blank keeps the default; anything else must be a known locale or IANA time zone."""
-    from portal import formatting
+def user_preferences_update(
+    *, user: User, locale: str, time_zone: str, language: str | None = None
+) -> User:
+    """The language `user` reads (portal/i18n.py), and how the portal writes numbers, dates
+    and times for them (portal/formatting.py). Blank keeps the default; anything else must be
+    a known language, locale or IANA time zone. Without `language`, it stays as it is."""
+    from portal import formatting, i18n
 
     errors: dict[str, list[str]] = {}
+    if language and not i18n.language_valid(language):
+        errors["language"] = [_("Choose one of the listed languages.")]
     if locale and not formatting.locale_code_valid(locale):
-        errors["locale"] = ["Choose one of the listed formats."]
+        errors["locale"] = [_("Choose one of the listed formats.")]
     if time_zone and not formatting.time_zone_valid(time_zone):
-        errors["time_zone"] = ["Choose a time zone from the list, such as Europe/Berlin."]
+        errors["time_zone"] = [_("Choose a time zone from the list, such as Europe/Berlin.")]
     if errors:
-        raise DomainError("Check the preferences.", code="invalid_preferences", fields=errors)
+        raise DomainError(_("Check the preferences."), code="invalid_preferences", fields=errors)
     user.locale, user.time_zone = locale, time_zone
+    if language is not None:
+        user.language = language
     # A person's own row, not a tenant's: no tenant scope and no tenant audit trail.
-    user.save(update_fields=["locale", "time_zone"])
+    user.save(update_fields=["language", "locale", "time_zone"])
     return user
 
 
@@ -628,7 +680,7 @@ def invitations_purge(*, older_than_days: int = 90) -> int:
     """Delete invitations that ended (expired, revoked or accepted) long ago; returns the count."""
     cutoff = now() - timedelta(days=older_than_days)
     # Spans every tenant: run by beat, never for a request.
-    deleted, _ = Invitation.unscoped.filter(expires_at__lt=cutoff).delete()
+    deleted, _by_model = Invitation.unscoped.filter(expires_at__lt=cutoff).delete()
     return deleted
 
 
@@ -638,13 +690,15 @@ def _role_customer(
     """The tenant's customer a membership role is tied to: required for customer roles, none
     for reseller roles. Refuses unknown roles and customers of other tenants."""
     if role not in MEMBERSHIP_ROLES:
-        raise DomainError("Unknown role.", code="invalid_role", fields={"role": ["Unknown role."]})
+        raise DomainError(
+            _("Unknown role."), code="invalid_role", fields={"role": [_("Unknown role.")]}
+        )
     if role not in CUSTOMER_ROLES:
         return None
     customer = Customer.objects.for_tenant(ctx).filter(pk=customer_id).first()
     if customer is None:
         raise DomainError(
-            "Customer roles need a customer.",
+            _("Customer roles need a customer."),
             code="customer_required",
             fields={"customer": [missing]},
         )
@@ -654,7 +708,9 @@ def _role_customer(
 def _get_for_update(model: type[Any], ctx: TenantContext, pk: int) -> Any:
     obj = model.objects.for_tenant(ctx).select_for_update(of=("self",)).filter(pk=pk).first()
     if obj is None:
-        raise NotFoundError(f"No such {model._meta.verbose_name}.")
+        raise NotFoundError(
+            _("No such %(verbose_name)s.") % {"verbose_name": model._meta.verbose_name}
+        )
     return obj
 
 

@@ -24,6 +24,7 @@ urlpatterns = [
     path("audit/", views.audit_list, name="audit-list"),
     path("settings/reseller/", views.reseller_settings, name="reseller-settings"),
     path("settings/preferences/", views.preferences_edit, name="user-preferences"),
+    path("settings/language/", views.language_set, name="language-set"),
     path("settings/tokens/", views.api_token_list, name="api-token-list"),
     path("settings/tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api-token-revoke"),
     path("operator/", views.operator_home, name="operator-home"),

@@ -11,9 +11,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.utils import translation
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timezone import now
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts import selectors, services
@@ -31,7 +34,7 @@ from accounts.forms import (
 from accounts.models import User
 from devices.fleet_views import customer_dashboard_context, fleet_dashboard_context
 from orders.views import low_supply_context
-from portal import labels, ratelimit, rls
+from portal import i18n, labels, ratelimit, rls
 from portal.errors import DomainError
 from portal.pages import form_error, paginate
 from portal.tenancy import (
@@ -63,20 +66,25 @@ def dashboard(request: Any) -> HttpResponse:
 def preferences_edit(request: Any) -> HttpResponse:
     """The signed-in user's formats and time zone; no tenant needed (an operator has one too)."""
     user = request.user
-    initial = {"locale": user.locale, "time_zone": user.time_zone}
+    initial = {"language": user.language, "locale": user.locale, "time_zone": user.time_zone}
     form = PreferencesForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             services.user_preferences_update(
                 user=user,
+                language=form.cleaned_data["language"],
                 locale=form.cleaned_data["locale"],
                 time_zone=form.cleaned_data["time_zone"],
             )
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, "Preferences saved.")
-            return redirect("user-preferences")
+            # The message is read on the next page, in the language just chosen.
+            translation.activate(i18n.language_of(user) or translation.get_language())
+            messages.success(request, _("Preferences saved."))
+            response = redirect("user-preferences")
+            _language_cookie_set(response, user.language)
+            return response
     context = {"form": form, "sample_moment": now(), "sample_amount": Decimal("1234.5")}
     return render(request, "accounts/preferences.html", context)
 
@@ -101,7 +109,9 @@ def customer_create(request: Any) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, f"Customer {customer.name} created.")
+            messages.success(
+                request, _("Customer %(customer)s created.") % {"customer": customer.name}
+            )
             return redirect("customer-detail", customer_id=customer.pk)
     return render(request, "accounts/customer_form.html", {"form": form})
 
@@ -129,7 +139,7 @@ def customer_edit(request: Any, customer_id: int) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, "Customer saved.")
+            messages.success(request, _("Customer saved."))
             return redirect("customer-detail", customer_id=customer.pk)
     return render(request, "accounts/customer_form.html", {"form": form, "customer": customer})
 
@@ -146,7 +156,11 @@ def site_create(request: Any, customer_id: int) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, f"Site {site.name} added to {customer.name}.")
+            messages.success(
+                request,
+                _("Site %(site)s added to %(customer)s.")
+                % {"site": site.name, "customer": customer.name},
+            )
             return redirect("site-detail", site_id=site.pk)
     return render(request, "accounts/site_form.html", {"form": form, "customer": customer})
 
@@ -167,7 +181,7 @@ def site_edit(request: Any, site_id: int) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, "Site saved.")
+            messages.success(request, _("Site saved."))
             return redirect("site-detail", site_id=site.pk)
     context = {"form": form, "customer": site.customer, "site": site}
     return render(request, "accounts/site_form.html", context)
@@ -206,7 +220,9 @@ def invitation_create(request: Any) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, f"Invitation sent to {invitation.email}.")
+            messages.success(
+                request, _("Invitation sent to %(email)s.") % {"email": invitation.email}
+            )
             return redirect("user-list")
     return render(request, "accounts/invitation_form.html", {"form": form})
 
@@ -221,7 +237,9 @@ def invitation_revoke(request: Any, invitation_id: int) -> HttpResponse:
             raise
         messages.error(request, error.message)
     else:
-        messages.success(request, f"Invitation of {invitation.email} revoked.")
+        messages.success(
+            request, _("Invitation of %(email)s revoked.") % {"email": invitation.email}
+        )
     return redirect("user-list")
 
 
@@ -233,13 +251,18 @@ def membership_edit(request: Any, membership_id: int) -> HttpResponse:
         try:
             if "remove" in request.POST:
                 services.membership_remove(ctx=request.ctx, membership_id=membership.pk)
-                messages.success(request, f"{membership.user.email} removed.")
+                messages.success(
+                    request, _("%(user_email)s removed.") % {"user_email": membership.user.email}
+                )
                 return redirect("user-list")
             if form.is_valid():
                 services.membership_update_role(
                     ctx=request.ctx, membership_id=membership.pk, role=form.cleaned_data["role"]
                 )
-                messages.success(request, f"Role of {membership.user.email} changed.")
+                messages.success(
+                    request,
+                    _("Role of %(user_email)s changed.") % {"user_email": membership.user.email},
+                )
                 return redirect("user-list")
         except DomainError as error:
             if error.status == 404:
@@ -258,7 +281,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         return ratelimit.too_many_attempts_page(request, rate=rate)
     invitation = services.invitation_find(token=token)
     if invitation is None:
-        raise Http404("This invitation link is not valid.")
+        raise Http404(_("This invitation link is not valid."))
     rls.activate(invitation.reseller_id)
     if invitation.status != "pending":
         return render(
@@ -283,7 +306,9 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             request.session.pop(INVITATION_SESSION_KEY, None)
             request.session[SESSION_MEMBERSHIP_KEY] = membership.pk
             request.session.pop(SESSION_OPERATOR_RESELLER_KEY, None)
-            messages.success(request, f"Welcome to {invitation.reseller.name}.")
+            messages.success(
+                request, _("Welcome to %(reseller)s.") % {"reseller": invitation.reseller.name}
+            )
             return redirect("dashboard")
     context = {"invitation": invitation, "error": error}
     return render(request, "accounts/invitation_accept.html", context)
@@ -298,10 +323,48 @@ def tenant_switch(request: Any) -> HttpResponse:
     except ValueError:
         membership_id = -1
     if not any(m.pk == membership_id for m in request.memberships):
-        raise Http404("No such membership.")
+        raise Http404(_("No such membership."))
     request.session[SESSION_MEMBERSHIP_KEY] = membership_id
     request.session.pop(SESSION_OPERATOR_RESELLER_KEY, None)
     return redirect("dashboard")
+
+
+@require_POST
+def language_set(request: Any) -> HttpResponse:
+    """The language switch of the top bar and the sign-in page: the signed-in user's own
+    language, and for everyone a cookie that LocaleMiddleware reads on anonymous pages."""
+    language = request.POST.get("language", "")
+    if not i18n.language_valid(language):
+        return HttpResponseBadRequest(_("Choose one of the listed languages."))
+    if request.user.is_authenticated:
+        services.user_preferences_update(
+            user=request.user,
+            language=language,
+            locale=request.user.locale,
+            time_zone=request.user.time_zone,
+        )
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = "/"
+    response = redirect(target)
+    _language_cookie_set(response, language)
+    return response
+
+
+def _language_cookie_set(response: HttpResponse, language: str) -> None:
+    if not language:
+        response.delete_cookie(settings.LANGUAGE_COOKIE_NAME)
+        return
+    response.set_cookie(
+        settings.LANGUAGE_COOKIE_NAME,
+        language,
+        max_age=settings.LANGUAGE_COOKIE_AGE,
+        secure=settings.LANGUAGE_COOKIE_SECURE,
+        httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+        samesite="Lax",
+    )
 
 
 @tenant_view(*ADMIN_ROLES)
@@ -328,7 +391,7 @@ def reseller_settings(request: Any) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, "Settings saved.")
+            messages.success(request, _("Settings saved."))
             return redirect("reseller-settings")
     return render(request, "accounts/reseller_settings.html", {"form": form, "reseller": reseller})
 
@@ -377,7 +440,7 @@ def api_token_revoke(request: Any, token_id: int) -> HttpResponse:
             raise
         messages.error(request, error.message)
     else:
-        messages.success(request, f"Token {token.name} revoked.")
+        messages.success(request, _("Token %(token)s revoked.") % {"token": token.name})
     return redirect("api-token-list")
 
 
@@ -386,7 +449,7 @@ def api_token_revoke(request: Any, token_id: int) -> HttpResponse:
 
 def _operator(request: Any) -> None:
     if not request.user.is_superuser:
-        raise PermissionDenied("Platform operators only.")
+        raise PermissionDenied(_("Platform operators only."))
     rls.activate_system("the operator console lists and creates resellers")
 
 
@@ -400,7 +463,9 @@ def operator_home(request: Any) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, f"Reseller {reseller.name} created.")
+            messages.success(
+                request, _("Reseller %(reseller)s created.") % {"reseller": reseller.name}
+            )
             return redirect("operator-home")
     page = paginate(request, selectors.operator_reseller_list(user=request.user))
     return render(request, "accounts/operator_home.html", {"page": page, "form": form})
@@ -412,7 +477,7 @@ def operator_enter(request: Any, reseller_id: int) -> HttpResponse:
     """Act inside a reseller as its operator; every page seen from now on is audited."""
     _operator(request)
     if not selectors.operator_reseller_list(user=request.user).filter(pk=reseller_id).exists():
-        raise Http404("No such reseller.")
+        raise Http404(_("No such reseller."))
     request.session[SESSION_OPERATOR_RESELLER_KEY] = reseller_id
     return redirect("dashboard")
 

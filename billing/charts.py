@@ -10,8 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from django.utils.html import escape
+from django.utils import dateformat
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 from billing.exports import initials, last_day
 from billing.models import StatementLine
@@ -85,7 +87,7 @@ def charge_summary(lines: Sequence[StatementLine]) -> list[Charge]:
     for line in lines:
         if line.kind == StatementLine.Kind.FEE:
             key: tuple[str, ...] = (line.kind,)
-            label = "Monthly device fees"
+            label = _("Monthly device fees")
         elif line.kind == StatementLine.Kind.USAGE:
             key = (line.kind, line.counter, line.media_type, line.color)
             label = line.counter_label
@@ -131,13 +133,25 @@ def _nice_max(value: Decimal) -> Decimal:
     return magnitude * 10
 
 
+def _day(day: date) -> str:
+    """ "01 Mar", its month named in the reader's language."""
+    return dateformat.format(day, "d M")
+
+
 def bar_chart(series: Sequence[tuple[date, Decimal]], *, title: str) -> SafeString:
     """Daily growth as bars, with a y scale and the first and last day labelled."""
     if not series:
         return mark_safe(  # noqa: S308 - fixed markup, no user data
-            f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="No data">'
-            f'<text class="chart-empty" x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">'
-            "No readings in this period</text></svg>"
+            format_html(
+                '<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}">'
+                '<text class="chart-empty" x="{}" y="{}" text-anchor="middle">{}</text></svg>',
+                WIDTH,
+                HEIGHT,
+                _("No data"),
+                WIDTH / 2,
+                HEIGHT / 2,
+                _("No readings in this period"),
+            )
         )
     top = _nice_max(max(v for _, v in series))
     plot_w, plot_h = WIDTH - PAD_LEFT - 4, HEIGHT - PAD_BOTTOM - PAD_TOP
@@ -161,13 +175,13 @@ def bar_chart(series: Sequence[tuple[date, Decimal]], *, title: str) -> SafeStri
         y = PAD_TOP + plot_h - height
         parts.append(
             f'<rect class="chart-bar" x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" '
-            f'height="{height:.1f}"><title>{day:%d %b}: {value.normalize():f}</title></rect>'
+            f'height="{height:.1f}"><title>{_day(day)}: {value.normalize():f}</title></rect>'
         )
     first, last = series[0][0], series[-1][0]
     parts.append(
-        f'<text class="chart-label" x="{PAD_LEFT}" y="{HEIGHT - 4}">{first:%d %b}</text>'
+        f'<text class="chart-label" x="{PAD_LEFT}" y="{HEIGHT - 4}">{_day(first)}</text>'
         f'<text class="chart-label" x="{WIDTH - 4}" y="{HEIGHT - 4}" '
-        f'text-anchor="end">{last:%d %b}</text></svg>'
+        f'text-anchor="end">{_day(last)}</text></svg>'
     )
     return mark_safe("".join(parts))  # noqa: S308 - numbers and escaped text only
 

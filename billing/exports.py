@@ -9,7 +9,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from billing.models import Statement, StatementLine
 from billing.selectors import USAGE_EXPORT_COLUMNS, UsageExport
@@ -117,8 +119,9 @@ def statement_pdf(context: dict[str, Any]) -> bytes:
 
 # The three phases of statement_pdf, apart for benchmarks/statement_pdf.py to time.
 def statement_pdf_html(context: dict[str, Any]) -> str:
-    # The same document whoever asks, in a request or a task: the installation's formats.
-    with formatting.override():
+    # The same document whoever asks, in a request or a task (it is kept and served again):
+    # the installation's language (LANGUAGE_CODE) and formats, not the asker's.
+    with translation.override(settings.LANGUAGE_CODE), formatting.override():
         return render_to_string("billing/statement_pdf.html", context)
 
 

@@ -6,6 +6,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import COUNTER_LABELS, Contract, CounterCorrection, PlanRate
 from billing.pricing import MONEY, UNITS, Tier, tiers_valid, validate_period_day
@@ -42,7 +43,7 @@ def parse_tiers(text: str) -> tuple[Tier, ...]:
             starts.append((Decimal(start), Decimal(price)))
         except (ValueError, InvalidOperation) as exc:
             raise forms.ValidationError(
-                f"Write tiers as 'from: price; …' ({chunk.strip()!r})."
+                _("Write tiers as 'from: price; …' (%(strip)s).") % {"strip": repr(chunk.strip())}
             ) from exc
     return tuple(
         Tier(start, starts[i + 1][0] if i + 1 < len(starts) else None, price)
@@ -55,13 +56,15 @@ def tiers_text(tiers: Any) -> str:
 
 
 class TermsForm(forms.Form):
-    effective_from = forms.DateField(widget=DATE, help_text="The first period these terms price.")
+    effective_from = forms.DateField(
+        widget=DATE, help_text=_("The first period these terms price.")
+    )
     monthly_fee_per_device = NumberField(min_value=0, **MONEY._asdict(), initial=0)
     minimum_monthly = NumberField(
-        min_value=0, **MONEY._asdict(), initial=0, label="Minimum monthly commitment"
+        min_value=0, **MONEY._asdict(), initial=0, label=_("Minimum monthly commitment")
     )
     tax_rate = NumberField(
-        min_value=0, max_value=100, decimal_places=2, initial=0, label="Tax rate (%)"
+        min_value=0, max_value=100, decimal_places=2, initial=0, label=_("Tax rate (%)")
     )
 
 
@@ -76,13 +79,13 @@ class PlanForm(TermsForm):
 class RateForm(forms.Form):
     counter = forms.ChoiceField(choices=[("", "—"), *COUNTERS], required=False)
     media_type = forms.CharField(max_length=128, required=False)
-    color = forms.CharField(max_length=64, required=False, label="Colour")
+    color = forms.CharField(max_length=64, required=False, label=_("Colour"))
     mode = forms.ChoiceField(choices=PlanRate.Mode.choices, initial=PlanRate.Mode.GRADUATED)
-    scope = forms.ChoiceField(choices=PlanRate.Scope.choices, label="Allowance")
+    scope = forms.ChoiceField(choices=PlanRate.Scope.choices, label=_("Allowance"))
     included_units = NumberField(min_value=0, **UNITS._asdict(), initial=0, required=False)
     tiers = forms.CharField(
         required=False,
-        help_text="from: unit price; … e.g. 0: 0.012; 5000: 0.009",
+        help_text=_("from: unit price; … e.g. 0: 0.012; 5000: 0.009"),
         widget=forms.TextInput(attrs={"placeholder": "0: 0.012; 5000: 0.009"}),
     )
 
@@ -133,14 +136,14 @@ class ContractForm(forms.Form):
     customer: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None)
     plan: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None)
     reference = forms.CharField(max_length=100)
-    purchase_order = forms.CharField(max_length=100, required=False, label="Purchase order")
+    purchase_order = forms.CharField(max_length=100, required=False, label=_("Purchase order"))
     anchor_day = forms.IntegerField(
-        min_value=1, max_value=28, initial=1, help_text="Periods start on this day each month."
+        min_value=1, max_value=28, initial=1, help_text=_("Periods start on this day each month.")
     )
     starts_on = forms.DateField(widget=DATE)
-    ends_on = forms.DateField(widget=DATE, required=False, help_text="First day not covered.")
+    ends_on = forms.DateField(widget=DATE, required=False, help_text=_("First day not covered."))
     missing_data = forms.ChoiceField(
-        choices=Contract.MissingData.choices, label="When a printer sends no readings"
+        choices=Contract.MissingData.choices, label=_("When a printer sends no readings")
     )
 
     def __init__(self, *args: Any, customers: Any, plans: Any, **kwargs: Any) -> None:
@@ -150,16 +153,16 @@ class ContractForm(forms.Form):
 
 
 class ContractEditForm(forms.Form):
-    purchase_order = forms.CharField(max_length=100, required=False, label="Purchase order")
-    ends_on = forms.DateField(widget=DATE, required=False, help_text="First day not covered.")
+    purchase_order = forms.CharField(max_length=100, required=False, label=_("Purchase order"))
+    ends_on = forms.DateField(widget=DATE, required=False, help_text=_("First day not covered."))
     missing_data = forms.ChoiceField(
-        choices=Contract.MissingData.choices, label="When a printer sends no readings"
+        choices=Contract.MissingData.choices, label=_("When a printer sends no readings")
     )
 
 
 class DeviceAddForm(forms.Form):
-    device: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="Printer")
-    joined_on = forms.DateField(widget=DATE, label="Billed from")
+    device: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label=_("Printer"))
+    joined_on = forms.DateField(widget=DATE, label=_("Billed from"))
 
     def __init__(self, *args: Any, devices: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -167,31 +170,31 @@ class DeviceAddForm(forms.Form):
 
 
 class DeviceLeaveForm(forms.Form):
-    left_on = forms.DateField(widget=DATE, label="First day no longer billed")
+    left_on = forms.DateField(widget=DATE, label=_("First day no longer billed"))
 
 
 class CorrectionForm(forms.Form):
     counter = forms.ChoiceField(choices=COUNTERS)
     media_type = forms.CharField(max_length=128, required=False)
-    color = forms.CharField(max_length=64, required=False, label="Colour")
+    color = forms.CharField(max_length=64, required=False, label=_("Colour"))
     kind = forms.ChoiceField(choices=CounterCorrection.Kind.choices)
     effective_at = forms.DateTimeField(
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="When (UTC)"
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label=_("When (UTC)")
     )
     value = NumberField(
-        min_value=0, decimal_places=4, help_text="The meter reading, or the new board's count."
+        min_value=0, decimal_places=4, help_text=_("The meter reading, or the new board's count.")
     )
     old_value = NumberField(
         min_value=0,
         decimal_places=4,
         required=False,
-        label="Old board's last count",
-        help_text="Board swaps only: the old board's final reading, if known.",
+        label=_("Old board's last count"),
+        help_text=_("Board swaps only: the old board's final reading, if known."),
     )
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class ComputeForm(forms.Form):
     period_start = forms.DateField(
-        widget=DATE, label="A day in the period", validators=[validate_period_day]
+        widget=DATE, label=_("A day in the period"), validators=[validate_period_day]
     )

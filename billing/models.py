@@ -15,7 +15,9 @@ from typing import Any, ClassVar
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.text import format_lazy
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 from billing.pricing import MONEY, PRICE, UNITS
 from portal import labels
@@ -44,8 +46,9 @@ def price_field(**kwargs: Any) -> Any:
 
 # The counters of the wire contract (devices/protocol/telemetry-v1.md), as documents name them:
 # with the unit of those that are not counted in pieces (portal/labels.py has the words).
+# Lazy, like the words: each page and document reads them in its own language.
 COUNTER_LABELS = {
-    name: f"{label} ({labels.COUNTER_UNITS[name]})"
+    name: format_lazy("{} ({})", label, labels.COUNTER_UNITS[name])
     if labels.COUNTER_UNITS.get(name) in ("m²", "m", "ml")
     else label
     for name, label in labels.COUNTERS.items()
@@ -124,12 +127,12 @@ class PlanRate(models.Model):
     Reached only through its version, which carries the tenant."""
 
     class Mode(models.TextChoices):
-        GRADUATED = "graduated", "Graduated (each tier prices its own units)"
-        VOLUME = "volume", "Volume (the tier reached prices every unit)"
+        GRADUATED = "graduated", _("Graduated (each tier prices its own units)")
+        VOLUME = "volume", _("Volume (the tier reached prices every unit)")
 
     class Scope(models.TextChoices):
-        DEVICE = "device", "Per device"
-        POOLED = "pooled", "Pooled across the contract"
+        DEVICE = "device", _("Per device")
+        POOLED = "pooled", _("Pooled across the contract")
 
     version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="rates")
     counter = models.CharField(max_length=100)
@@ -184,8 +187,8 @@ class Contract(TenantModel):
     """A customer's devices billed under a plan, in monthly periods from an anchor day."""
 
     class MissingData(models.TextChoices):
-        ESTIMATE = "estimate", "Estimate from the device's recent daily average"
-        CARRY = "carry", "Bill nothing; the usage lands in the period readings resume"
+        ESTIMATE = "estimate", _("Estimate from the device's recent daily average")
+        CARRY = "carry", _("Bill nothing; the usage lands in the period readings resume")
 
     customer = models.ForeignKey("accounts.Customer", on_delete=models.PROTECT, related_name="+")
     plan = models.ForeignKey(PricePlan, on_delete=models.PROTECT, related_name="contracts")
@@ -261,8 +264,8 @@ class CounterCorrection(TenantModel):
     restarts the counter from `value` (after `old_value`, the old board's last count)."""
 
     class Kind(models.TextChoices):
-        METER_READ = "meter_read", "Manual meter read"
-        BOARD_SWAP = "board_swap", "Board swap (counter restarts)"
+        METER_READ = "meter_read", _("Manual meter read")
+        BOARD_SWAP = "board_swap", _("Board swap (counter restarts)")
 
     tenant_customer_field: ClassVar[str | None] = "device__customer"
 
@@ -310,12 +313,12 @@ class StatementCounter(TenantModel):
 
 class Statement(TenantModel):
     class Kind(models.TextChoices):
-        REGULAR = "regular", "Statement"
-        ADJUSTMENT = "adjustment", "Adjustment"
+        REGULAR = "regular", _("Statement")
+        ADJUSTMENT = "adjustment", _("Adjustment")
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        FINAL = "final", "Final"
+        DRAFT = "draft", _("Draft")
+        FINAL = "final", _("Final")
 
     customer = models.ForeignKey("accounts.Customer", on_delete=models.PROTECT, related_name="+")
     contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="statements")
@@ -394,13 +397,13 @@ class Statement(TenantModel):
     # for writes that bypass the model.
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self._stored_status == Statement.Status.FINAL:
-            raise StatementFinalError("A final statement cannot be changed.")
+            raise StatementFinalError(str(_("A final statement cannot be changed.")))
         super().save(*args, **kwargs)
         self._stored_status = self.status
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         if self._stored_status == Statement.Status.FINAL:
-            raise StatementFinalError("A final statement cannot be deleted.")
+            raise StatementFinalError(str(_("A final statement cannot be deleted.")))
         return super().delete(*args, **kwargs)
 
     @property
@@ -414,9 +417,9 @@ class Statement(TenantModel):
 
 class StatementLine(TenantModel):
     class Kind(models.TextChoices):
-        USAGE = "usage", "Usage"
-        FEE = "fee", "Monthly fee"
-        MINIMUM = "minimum", "Minimum commitment"
+        USAGE = "usage", _("Usage")
+        FEE = "fee", _("Monthly fee")
+        MINIMUM = "minimum", _("Minimum commitment")
 
     tenant_customer_field: ClassVar[str | None] = "customer"
 
@@ -483,7 +486,7 @@ class StatementLine(TenantModel):
 
     @property
     def counter_label(self) -> str:
-        label = COUNTER_LABELS.get(self.counter, self.counter)
+        label = str(COUNTER_LABELS.get(self.counter, self.counter))
         qualifiers = ", ".join(q for q in (self.media_type, self.color) if q)
         return f"{label}, {qualifiers}" if qualifiers else label
 
@@ -498,9 +501,9 @@ class StatementPdf(TenantModel):
     it is ready, and any web process can serve the stored bytes."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Being prepared"
-        READY = "ready", "Ready"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Being prepared")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
 
     statement = models.ForeignKey(Statement, on_delete=models.CASCADE, related_name="+")
     customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="+")

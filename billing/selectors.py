@@ -276,6 +276,8 @@ class UsageExportFilter:
     status: str = Statement.Status.FINAL
 
 
+# Machine names, never translated: an ERP maps the columns by them, whatever the language of the
+# person who downloads the file (values are codes, ISO dates and plain decimals too).
 USAGE_EXPORT_COLUMNS = (
     "statement_number",
     "statement_status",

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
+from django.utils.translation import gettext as _
 
 from accounts.models import Customer, Reseller
 from accounts.services import audit_record
@@ -38,7 +39,7 @@ BILLING_ADMIN_ROLES = ADMIN_ROLES | {Role.RESELLER_FINANCE, Role.SYSTEM}
 
 def _require_billing_admin(ctx: TenantContext) -> None:
     if ctx.role not in BILLING_ADMIN_ROLES:
-        raise PermissionDeniedError("Only a reseller admin or finance user may do this.")
+        raise PermissionDeniedError(_("Only a reseller admin or finance user may do this."))
 
 
 @dataclass(frozen=True)
@@ -71,22 +72,29 @@ def _validate_terms(terms: Terms) -> None:
         if problem:
             raise DomainError(problem, fields={name: [problem]})
     if terms.tax_rate > 100:
-        raise DomainError("A tax rate is a percentage.", fields={"tax_rate": ["At most 100."]})
+        raise DomainError(
+            _("A tax rate is a percentage."), fields={"tax_rate": [_("At most 100.")]}
+        )
     seen: set[tuple[str, str, str]] = set()
     for rate in terms.rates:
         key = (rate.counter, rate.media_type, rate.color)
         if not rate.counter:
-            raise DomainError("Every rate names a counter.", fields={"rates": ["Counter?"]})
+            raise DomainError(_("Every rate names a counter."), fields={"rates": [_("Counter?")]})
         if key in seen:
             raise DomainError(
-                f"{rate.counter} is priced twice.", fields={"rates": ["Each counter once."]}
+                _("%(counter)s is priced twice.") % {"counter": rate.counter},
+                fields={"rates": [_("Each counter once.")]},
             )
         seen.add(key)
         if rate.mode not in PlanRate.Mode.values or rate.scope not in PlanRate.Scope.values:
-            raise DomainError("Unknown tier mode or allowance scope.")
+            raise DomainError(_("Unknown tier mode or allowance scope."))
         problem = number_problem(rate.included_units, UNITS)
         if problem:
-            raise DomainError(f"{rate.counter} allowance: {problem}", fields={"rates": [problem]})
+            raise DomainError(
+                _("%(counter)s allowance: %(problem)s")
+                % {"counter": rate.counter, "problem": problem},
+                fields={"rates": [problem]},
+            )
         problem = tiers_valid(rate.tiers)
         if problem:
             raise DomainError(f"{rate.counter}: {problem}", fields={"rates": [problem]})
@@ -120,15 +128,19 @@ def plan_create(
     _require_billing_admin(ctx)
     name = name.strip()
     if not name:
-        raise DomainError("A plan needs a name.", fields={"name": ["This field is required."]})
+        raise DomainError(
+            _("A plan needs a name."), fields={"name": [_("This field is required.")]}
+        )
     if currency not in CURRENCIES:
-        raise DomainError("Unknown currency.", fields={"currency": ["Pick a listed currency."]})
+        raise DomainError(
+            _("Unknown currency."), fields={"currency": [_("Pick a listed currency.")]}
+        )
     _validate_terms(terms)
     if PricePlan.objects.for_tenant(ctx).filter(name__iexact=name).exists():
         raise ConflictError(
-            f"A plan named {name!r} exists already.",
+            _("A plan named %(name)s exists already.") % {"name": repr(name)},
             code="plan_exists",
-            fields={"name": ["A plan with this name exists already."]},
+            fields={"name": [_("A plan with this name exists already.")]},
         )
     with transaction.atomic():
         plan = PricePlan.objects.for_tenant(ctx).create(
@@ -158,7 +170,7 @@ def plan_revise(*, ctx: TenantContext, plan_id: int, terms: Terms) -> PlanVersio
     with transaction.atomic():
         plan = PricePlan.objects.for_tenant(ctx).select_for_update().filter(pk=plan_id).first()
         if plan is None:
-            raise NotFoundError("No such plan.")
+            raise NotFoundError(_("No such plan."))
         final_after = Statement.objects.for_tenant(ctx).filter(
             plan_version__plan=plan,
             status=Statement.Status.FINAL,
@@ -166,9 +178,9 @@ def plan_revise(*, ctx: TenantContext, plan_id: int, terms: Terms) -> PlanVersio
         )
         if final_after.exists():
             raise ConflictError(
-                "Final statements cover this date; choose a later effective date.",
+                _("Final statements cover this date; choose a later effective date."),
                 code="plan_version_used",
-                fields={"effective_from": ["After the last finalised period."]},
+                fields={"effective_from": [_("After the last finalised period.")]},
             )
         versions = PlanVersion.objects.for_tenant(ctx).filter(plan=plan)
         version = versions.filter(effective_from=terms.effective_from).first()
@@ -220,22 +232,26 @@ def contract_create(
     _require_billing_admin(ctx)
     reference = reference.strip()
     if not reference:
-        raise DomainError("A contract needs a reference.", fields={"reference": ["Required."]})
+        raise DomainError(
+            _("A contract needs a reference."), fields={"reference": [_("Required.")]}
+        )
     if not 1 <= anchor_day <= 28:
-        raise DomainError("Anchor day 1 to 28.", fields={"anchor_day": ["Between 1 and 28."]})
+        raise DomainError(_("Anchor day 1 to 28."), fields={"anchor_day": [_("Between 1 and 28.")]})
     if ends_on is not None and ends_on <= starts_on:
-        raise DomainError("The contract ends after it starts.", fields={"ends_on": ["Later."]})
+        raise DomainError(
+            _("The contract ends after it starts."), fields={"ends_on": [_("Later.")]}
+        )
     if missing_data not in Contract.MissingData.values:
-        raise DomainError("Unknown missing-data rule.")
+        raise DomainError(_("Unknown missing-data rule."))
     customer = Customer.objects.for_tenant(ctx).filter(pk=customer_id).first()
     plan = PricePlan.objects.for_tenant(ctx).filter(pk=plan_id).first()
     if customer is None or plan is None:
-        raise NotFoundError("No such customer or plan.")
+        raise NotFoundError(_("No such customer or plan."))
     if Contract.objects.for_tenant(ctx).filter(reference__iexact=reference).exists():
         raise ConflictError(
-            f"Contract {reference!r} exists already.",
+            _("Contract %(reference)s exists already.") % {"reference": repr(reference)},
             code="contract_exists",
-            fields={"reference": ["Another contract has this reference."]},
+            fields={"reference": [_("Another contract has this reference.")]},
         )
     with transaction.atomic():
         contract = Contract.objects.for_tenant(ctx).create(
@@ -269,22 +285,24 @@ def contract_update(
             Contract.objects.for_tenant(ctx).select_for_update().filter(pk=contract_id).first()
         )
         if contract is None:
-            raise NotFoundError("No such contract.")
+            raise NotFoundError(_("No such contract."))
         changed: dict[str, Any] = {}
         if purchase_order is not None:
             changed["purchase_order"] = purchase_order.strip()
         if missing_data is not None:
             if missing_data not in Contract.MissingData.values:
-                raise DomainError("Unknown missing-data rule.")
+                raise DomainError(_("Unknown missing-data rule."))
             changed["missing_data"] = missing_data
         if ends_on is not None:
             if ends_on <= contract.starts_on:
-                raise DomainError("The contract ends after it starts.", fields={"ends_on": ["?"]})
+                raise DomainError(
+                    _("The contract ends after it starts."), fields={"ends_on": ["?"]}
+                )
             changed["ends_on"] = ends_on
             memberships = ContractDevice.objects.for_tenant(ctx).filter(contract=contract)
             if memberships.filter(joined_on__gte=ends_on).exists():
                 raise ConflictError(
-                    "Devices join after this end date.", fields={"ends_on": ["Too early."]}
+                    _("Devices join after this end date."), fields={"ends_on": [_("Too early.")]}
                 )
             memberships.filter(Q(left_on__isnull=True) | Q(left_on__gt=ends_on)).update(
                 left_on=ends_on
@@ -306,26 +324,27 @@ def contract_device_add(
         # Lock the device: two concurrent assignments of one printer are serialised here.
         device = Device.objects.for_tenant(ctx).select_for_update().filter(pk=device_id).first()
         if contract is None or device is None:
-            raise NotFoundError("No such contract or device.")
+            raise NotFoundError(_("No such contract or device."))
         if device.customer_id != contract.customer_id:
             raise DomainError(
-                "This printer belongs to another customer.", fields={"device": ["Other customer."]}
+                _("This printer belongs to another customer."),
+                fields={"device": [_("Other customer.")]},
             )
         if joined_on < contract.starts_on or (
             contract.ends_on is not None and joined_on >= contract.ends_on
         ):
             raise DomainError(
-                "The device joins within the contract's term.",
-                fields={"joined_on": ["Within the contract's term."]},
+                _("The device joins within the contract's term."),
+                fields={"joined_on": [_("Within the contract's term.")]},
             )
         overlapping = ContractDevice.objects.for_tenant(ctx).filter(
             Q(left_on__isnull=True) | Q(left_on__gt=joined_on), device=device
         )
         if overlapping.exists():
             raise ConflictError(
-                "This printer is in a contract on that date already.",
+                _("This printer is in a contract on that date already."),
                 code="device_in_contract",
-                fields={"device": ["Already in a contract then."]},
+                fields={"device": [_("Already in a contract then.")]},
             )
         try:
             with transaction.atomic():
@@ -338,7 +357,7 @@ def contract_device_add(
                 )
         except IntegrityError as exc:
             raise ConflictError(
-                "This printer is in a contract on that date already.", code="device_in_contract"
+                _("This printer is in a contract on that date already."), code="device_in_contract"
             ) from exc
         audit_record(
             ctx=ctx,
@@ -363,13 +382,16 @@ def contract_device_remove(
             .first()
         )
         if membership is None:
-            raise NotFoundError("No such contract device.")
+            raise NotFoundError(_("No such contract device."))
         if left_on <= membership.joined_on:
             raise DomainError(
-                "A device leaves after it joined.", fields={"left_on": ["After the join date."]}
+                _("A device leaves after it joined."),
+                fields={"left_on": [_("After the join date.")]},
             )
         if membership.left_on is not None and left_on > membership.left_on:
-            raise DomainError("The device has left already.", fields={"left_on": ["Earlier."]})
+            raise DomainError(
+                _("The device has left already."), fields={"left_on": [_("Earlier.")]}
+            )
         membership.left_on = left_on
         membership.save(update_fields=["left_on"])
         audit_record(
@@ -400,16 +422,16 @@ def correction_create(
     """A manual meter read, or a board swap after which the counter restarts at `value`."""
     _require_billing_admin(ctx)
     if kind not in CounterCorrection.Kind.values:
-        raise DomainError("Unknown correction.", fields={"kind": ["Choose one."]})
+        raise DomainError(_("Unknown correction."), fields={"kind": [_("Choose one.")]})
     if not note.strip():
-        raise DomainError("Say why.", fields={"note": ["A note is required."]})
+        raise DomainError(_("Say why."), fields={"note": [_("A note is required.")]})
     if value < 0 or (old_value is not None and old_value < 0):
-        raise DomainError("Counters are never negative.", fields={"value": ["Zero or more."]})
+        raise DomainError(_("Counters are never negative."), fields={"value": [_("Zero or more.")]})
     if old_value is not None and kind != CounterCorrection.Kind.BOARD_SWAP:
-        raise DomainError("Only a board swap has an old board's count.")
+        raise DomainError(_("Only a board swap has an old board's count."))
     device = Device.objects.for_tenant(ctx).filter(pk=device_id).first()
     if device is None:
-        raise NotFoundError("No such device.")
+        raise NotFoundError(_("No such device."))
     user = ctx.user if ctx.user is not None and ctx.user.pk else None
     with transaction.atomic():
         correction = CounterCorrection.objects.for_tenant(ctx).create(

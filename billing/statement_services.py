@@ -21,6 +21,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils.timezone import now
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.services import audit_record
@@ -75,7 +76,7 @@ DIFFERENCE = ("usage", "allowance", "billable", "amount")
 
 def _require_finance(ctx: TenantContext) -> None:
     if ctx.role not in FINANCE_ROLES:
-        raise PermissionDeniedError("Only a reseller admin or finance user may do this.")
+        raise PermissionDeniedError(_("Only a reseller admin or finance user may do this."))
 
 
 @dataclass(frozen=True)
@@ -605,20 +606,22 @@ def statement_compute(*, ctx: TenantContext, contract_id: int, period_start: dat
         Contract.objects.for_tenant(ctx).select_related("plan").filter(pk=contract_id).first()
     )
     if contract is None:
-        raise NotFoundError("No such contract.")
+        raise NotFoundError(_("No such contract."))
     ps, pe = period_containing(period_start, contract.anchor_day)
     if overlap(contract.starts_on, contract.ends_on, ps, pe) is None:
-        raise DomainError("The contract does not run in this period.", code="outside_term")
+        raise DomainError(_("The contract does not run in this period."), code="outside_term")
     if (
         not PlanVersion.objects.for_tenant(ctx)
         .filter(plan_id=contract.plan_id, effective_from__lte=ps)
         .exists()
     ):
-        raise DomainError("The plan has no terms for this period yet.", code="plan_without_terms")
+        raise DomainError(
+            _("The plan has no terms for this period yet."), code="plan_without_terms"
+        )
     statements = statements_compute(jobs=[PeriodJob(contract, ps, pe)])
     statement = statements[0]
     if statement.status == Statement.Status.FINAL:
-        raise StatementFinalError("This period is finalised; record an adjustment instead.")
+        raise StatementFinalError(_("This period is finalised; record an adjustment instead."))
     return statement
 
 
@@ -723,12 +726,12 @@ def statement_finalise(*, ctx: TenantContext, statement_id: int, by: User | None
             Statement.objects.for_tenant(ctx).select_for_update().filter(pk=statement_id).first()
         )
         if statement is None:
-            raise NotFoundError("No such statement.")
+            raise NotFoundError(_("No such statement."))
         if statement.status == Statement.Status.FINAL:
-            raise StatementFinalError("This statement is final already.")
+            raise StatementFinalError(_("This statement is final already."))
         if statement.kind == Statement.Kind.REGULAR and statement.period_end > now().date():
-            raise ConflictError("The period is not over yet.", code="period_open")
-        counter, _ = StatementCounter.objects.for_tenant(ctx).get_or_create(
+            raise ConflictError(_("The period is not over yet."), code="period_open")
+        counter, _created = StatementCounter.objects.for_tenant(ctx).get_or_create(
             reseller_id=ctx.reseller_id
         )
         counter = StatementCounter.objects.for_tenant(ctx).select_for_update().get(pk=counter.pk)
@@ -747,7 +750,7 @@ def statement_finalise(*, ctx: TenantContext, statement_id: int, by: User | None
             )
         )
         if changed != 1:
-            raise StatementFinalError("This statement is final already.")
+            raise StatementFinalError(_("This statement is final already."))
         audit_record(ctx=ctx, action="statement.finalise", obj=statement, detail={"number": number})
         final = Statement.objects.for_tenant(ctx).get(pk=statement.pk)
         webhook_emit(
@@ -806,13 +809,15 @@ def statement_adjust(*, ctx: TenantContext, statement_id: int) -> Statement:
             .first()
         )
         if original is None:
-            raise NotFoundError("No such statement.")
+            raise NotFoundError(_("No such statement."))
         if original.status != Statement.Status.FINAL:
-            raise ConflictError("Recompute the draft instead.", code="statement_draft")
+            raise ConflictError(_("Recompute the draft instead."), code="statement_draft")
         job = PeriodJob(original.contract, original.period_start, original.period_end)
         fresh = _compute([job], _versions([job])).get((original.contract_id, original.period_start))
         if fresh is None:
-            raise DomainError("The plan has no terms for this period.", code="plan_without_terms")
+            raise DomainError(
+                _("The plan has no terms for this period."), code="plan_without_terms"
+            )
         billed: dict[LineKey, dict[str, Decimal]] = defaultdict(
             lambda: dict.fromkeys(DIFFERENCE, ZERO)
         )

@@ -11,6 +11,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timezone import now
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts import selectors as account_selectors
@@ -70,7 +71,7 @@ def plan_create(request: Any) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, f"Plan {plan.name} created.")
+            messages.success(request, _("Plan %(plan)s created.") % {"plan": plan.name})
             return redirect("plan-detail", plan_id=plan.pk)
     return render(request, "billing/plan_form.html", {"form": form, "rates": rates})
 
@@ -119,7 +120,8 @@ def plan_revise(request: Any, plan_id: int) -> HttpResponse:
         else:
             messages.success(
                 request,
-                f"Version {version.number} applies from {formatting.date(version.effective_from)}.",
+                _("Version %(number)s applies from %(date)s.")
+                % {"number": version.number, "date": formatting.date(version.effective_from)},
             )
             return redirect("plan-detail", plan_id=plan.pk)
     return render(request, "billing/plan_form.html", {"form": form, "rates": rates, "plan": plan})
@@ -153,7 +155,9 @@ def contract_create(request: Any) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, f"Contract {contract.reference} created.")
+            messages.success(
+                request, _("Contract %(reference)s created.") % {"reference": contract.reference}
+            )
             return redirect("contract-detail", contract_id=contract.pk)
     return render(request, "billing/contract_form.html", {"form": form})
 
@@ -195,7 +199,7 @@ def contract_edit(request: Any, contract_id: int) -> HttpResponse:
                 raise
             form_error(form, error)
         else:
-            messages.success(request, "Contract saved.")
+            messages.success(request, _("Contract saved."))
             return redirect("contract-detail", contract_id=contract.pk)
     return render(request, "billing/contract_form.html", {"form": form, "contract": contract})
 
@@ -209,7 +213,7 @@ def contract_device_add(request: Any, contract_id: int) -> HttpResponse:
         request.POST, devices=selectors.contract_assignable_devices(ctx=ctx, contract=contract)
     )
     if not form.is_valid():
-        messages.error(request, "Choose a printer and the day it is billed from.")
+        messages.error(request, _("Choose a printer and the day it is billed from."))
         return redirect("contract-detail", contract_id=contract.pk)
     try:
         membership = services.contract_device_add(
@@ -224,7 +228,9 @@ def contract_device_add(request: Any, contract_id: int) -> HttpResponse:
         messages.error(request, error.message)
     else:
         messages.success(
-            request, f"{membership.device} joins on {formatting.date(membership.joined_on)}."
+            request,
+            _("%(device)s joins on %(date)s.")
+            % {"device": membership.device, "date": formatting.date(membership.joined_on)},
         )
     return redirect("contract-detail", contract_id=contract.pk)
 
@@ -247,7 +253,9 @@ def contract_device_leave(request: Any, contract_device_id: int) -> HttpResponse
                 raise
             form_error(form, error)
         else:
-            messages.success(request, f"{membership.device} leaves the contract.")
+            messages.success(
+                request, _("%(device)s leaves the contract.") % {"device": membership.device}
+            )
             return redirect("contract-detail", contract_id=membership.contract_id)
     return render(request, "billing/device_leave.html", {"form": form, "membership": membership})
 
@@ -270,7 +278,7 @@ def contract_compute(request: Any, contract_id: int) -> HttpResponse:
             raise
         messages.error(request, error.message)
         return redirect("contract-detail", contract_id=contract.pk)
-    messages.success(request, "Draft computed from the readings stored now.")
+    messages.success(request, _("Draft computed from the readings stored now."))
     return redirect("statement-detail", statement_id=statement.pk)
 
 
@@ -286,7 +294,7 @@ def correction_create(request: Any, device_id: int) -> HttpResponse:
                 raise
             form_error(form, error)
         else:
-            messages.success(request, "Correction recorded; drafts pick it up when recomputed.")
+            messages.success(request, _("Correction recorded; drafts pick it up when recomputed."))
             following = request.GET.get("next", "")
             if not url_has_allowed_host_and_scheme(
                 following, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -364,7 +372,9 @@ def statement_finalise(request: Any, statement_id: int) -> HttpResponse:
                 raise
             messages.error(request, error.message)
         else:
-            messages.success(request, f"Statement No. {statement.number} is final.")
+            messages.success(
+                request, _("Statement No. %(number)s is final.") % {"number": statement.number}
+            )
         return redirect("statement-detail", statement_id=statement.pk)
     return render(request, "billing/statement_finalise.html", {"statement": statement})
 
@@ -379,7 +389,7 @@ def statement_adjust(request: Any, statement_id: int) -> HttpResponse:
             raise
         messages.error(request, error.message)
         return redirect("statement-detail", statement_id=statement_id)
-    messages.success(request, "Adjustment drafted: review it, then finalise it.")
+    messages.success(request, _("Adjustment drafted: review it, then finalise it."))
     return redirect("statement-detail", statement_id=adjustment.pk)
 
 

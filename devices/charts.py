@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.utils import dateformat
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 # The drawing area inside the viewBox; the margins hold the axis labels.
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 28
@@ -111,7 +113,7 @@ def _empty(width: int, height: int, title: str, message: str) -> SafeString:
             '<text class="chart-empty" x="{}" y="{}" text-anchor="middle">{}</text></svg>',
             width // 2,
             height // 2,
-            message,
+            message or _("No data yet"),
         )
     )
 
@@ -124,7 +126,7 @@ def line_chart(
     height: int = 220,
     y_max: float | None = None,
     unit: str = "",
-    empty: str = "No data yet",
+    empty: str = "",
 ) -> SafeString:
     """A time-series chart: one polyline per series, dated x axis, numbered y axis.
 
@@ -150,7 +152,7 @@ def line_chart(
         _open(width, height, title),
         *_y_axis(width=width, height=height, top_value=top_value, unit=unit),
     ]
-    date_format = "%d %b %H:%M" if span < 2 * 86400 else "%d %b"
+    date_format = "d M H:i" if span < 2 * 86400 else "d M"
     for when, label_x, anchor in ((start, LEFT, "start"), (end, width - RIGHT, "end")):
         parts.append(
             format_html(
@@ -158,7 +160,7 @@ def line_chart(
                 label_x,
                 height - 8,
                 anchor,
-                when.strftime(date_format),
+                dateformat.format(when, date_format),
             )
         )
     for s in series:
@@ -205,7 +207,7 @@ def bar_chart(
     width: int = 640,
     height: int = 220,
     unit: str = "",
-    empty: str = "No data yet",
+    empty: str = "",
     label_every: int = 1,
 ) -> SafeString:
     """Vertical bars with a numbered y axis; every `label_every`-th bar gets its label."""
@@ -258,16 +260,18 @@ def bar_chart(
 
 def gauge(percent: float | None, *, css_class: str = "", label: str = "") -> SafeString:
     """A horizontal level bar, 0-100 %; unknown levels show an empty hatched track."""
-    title = label or "Supply level"
+    title = label or _("Supply level")
     if percent is None:
         return format_html(
             '<svg class="gauge {}" viewBox="0 0 100 10" preserveAspectRatio="none" role="img" '
-            'aria-label="{}: level unknown"><title>{}: level unknown</title>'
+            'aria-label="{}: {}"><title>{}: {}</title>'
             '<rect class="gauge-track gauge-unknown" x="0" y="0" width="100" height="10" rx="2"/>'
             "</svg>",
             css_class,
             title,
+            _("level unknown"),
             title,
+            _("level unknown"),
         )
     clamped = min(max(percent, 0.0), 100.0)
     return format_html(
@@ -320,8 +324,8 @@ def supply_css_classes(colors: Sequence[str]) -> list[str]:
 
 def level_bar(percent: float | None, *, css_class: str = "", label: str = "") -> SafeString:
     """A small upright level bar (the device list shows one per supply)."""
-    title = label or "Supply level"
-    text = "level unknown" if percent is None else f"{round(min(max(percent, 0.0), 100.0))}%"
+    title = label or _("Supply level")
+    text = _("level unknown") if percent is None else f"{round(min(max(percent, 0.0), 100.0))}%"
     fill = ""
     if percent is not None:
         height = min(max(percent, 0.0), 100.0) * 24 / 100

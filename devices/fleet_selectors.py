@@ -39,6 +39,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Customer, Site
 from devices.models import (
@@ -63,19 +64,19 @@ LOW_SUPPLY_PERCENT = 15.0
 class DeviceStatus(TextChoices):
     """What the fleet pages show, derived from the device's hot state."""
 
-    ONLINE = "online", "Online"
-    WARNING = "warning", "Warning"
-    ERROR = "error", "Error"
-    OFFLINE = "offline", "Offline"
-    NEVER = "never", "Never reported"
+    ONLINE = "online", _("Online")
+    WARNING = "warning", _("Warning")
+    ERROR = "error", _("Error")
+    OFFLINE = "offline", _("Offline")
+    NEVER = "never", _("Never reported")
 
 
 class Lifecycle(TextChoices):
     """Which devices a list shows: the fleet in service by default."""
 
-    ACTIVE = "active", "In service"
-    RETIRED = "retired", "Retired"
-    ALL = "all", "In service and retired"
+    ACTIVE = "active", _("In service")
+    RETIRED = "retired", _("Retired")
+    ALL = "all", _("In service and retired")
 
 
 def alert_is_open(moment: datetime, prefix: str = "") -> Q:

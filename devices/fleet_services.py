@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.db.models import Q
 from django.utils.timezone import now
+from django.utils.translation import gettext as _
 
 from accounts.models import Site
 from accounts.services import audit_record
@@ -54,7 +55,7 @@ class ContractAction:
 
 def _require(ctx: TenantContext, roles: frozenset[Role], what: str) -> None:
     if ctx.role not in roles:
-        raise PermissionDeniedError(f"Your role may not {what}.")
+        raise PermissionDeniedError(_("Your role may not %(what)s.") % {"what": what})
 
 
 def today_utc() -> date:
@@ -70,7 +71,7 @@ def _device_for_update(ctx: TenantContext, device_id: int) -> Device:
         .first()
     )
     if device is None:
-        raise NotFoundError("No such device.")
+        raise NotFoundError(_("No such device."))
     return device
 
 
@@ -79,7 +80,7 @@ def _device_for_update(ctx: TenantContext, device_id: int) -> Device:
 
 def device_rename(*, ctx: TenantContext, device_id: int, name: str) -> Device:
     """The portal's label for the device; empty goes back to model and serial."""
-    _require(ctx, DEVICE_ADMIN_ROLES, "rename devices")
+    _require(ctx, DEVICE_ADMIN_ROLES, _("rename devices"))
     name = name.strip()
     with transaction.atomic():
         device = _device_for_update(ctx, device_id)
@@ -129,21 +130,41 @@ def _memberships_apply(
         return []
     if contract_action not in (ContractAction.KEEP, ContractAction.END):
         references = ", ".join(m.contract.reference for m in running)
+        message = (
+            _(
+                "This printer is billed under contract %(references)s: choose whether the "
+                "membership is kept or ends when it moves."
+            )
+            if reason == "moves"
+            else _(
+                "This printer is billed under contract %(references)s: choose whether the "
+                "membership is kept or ends when it retires."
+            )
+        )
         raise DomainError(
-            f"This printer is billed under contract {references}: choose whether the membership "
-            f"is kept or ends when it {reason}.",
+            message % {"references": references},
             code="contract_decision_required",
-            fields={"contract_action": ["Keep or end the contract membership."]},
+            fields={"contract_action": [_("Keep or end the contract membership.")]},
         )
     done = []
     for membership in running:
         if contract_action == ContractAction.END:
             if membership.joined_on >= effective_on:
                 raise DomainError(
-                    f"The printer joins contract {membership.contract.reference} only on "
-                    f"{membership.joined_on}: remove that membership on the contract's page.",
+                    _(
+                        "The printer joins contract %(reference)s only on %(joined_on)s: "
+                        "remove that membership on the contract's page."
+                    )
+                    % {
+                        "reference": membership.contract.reference,
+                        "joined_on": membership.joined_on,
+                    },
                     code="membership_not_started",
-                    fields={"effective_on": [f"After {membership.joined_on}."]},
+                    fields={
+                        "effective_on": [
+                            _("After %(joined_on)s.") % {"joined_on": membership.joined_on}
+                        ]
+                    },
                 )
             contract_device_remove(ctx=ctx, contract_device_id=membership.pk, left_on=effective_on)
         done.append(
@@ -188,7 +209,7 @@ def device_move_plan(*, ctx: TenantContext, device_id: int, site_id: int) -> Dev
 def _site_get(ctx: TenantContext, site_id: int) -> Site:
     site = Site.objects.for_tenant(ctx).select_related("customer").filter(pk=site_id).first()
     if site is None:
-        raise NotFoundError("No such site.", fields={"site": ["No such site."]})
+        raise NotFoundError(_("No such site."), fields={"site": [_("No such site.")]})
     return site
 
 
@@ -206,16 +227,16 @@ def device_move(
     contract memberships (a contract bills its own customer) are kept or ended on `effective_on`
     as `contract_action` says; without a decision the move is refused. The old customer's
     collectors may no longer report the device (ingestion checks the customer)."""
-    _require(ctx, DEVICE_ADMIN_ROLES, "move devices")
+    _require(ctx, DEVICE_ADMIN_ROLES, _("move devices"))
     effective_on = effective_on or today_utc()
     with transaction.atomic():
         device = _device_for_update(ctx, device_id)
         site = _site_get(ctx, site_id)
         if site.pk == device.site_id:
             raise DomainError(
-                "The printer is at this site already.",
+                _("The printer is at this site already."),
                 code="same_site",
-                fields={"site": ["Choose another site."]},
+                fields={"site": [_("Choose another site.")]},
             )
         old_site, old_customer = device.site, device.customer
         is_customer_change = site.customer_id != device.customer_id
@@ -287,12 +308,12 @@ def device_retire(
     sweep. Its history stays, and telemetry it still sends is stored (it stays retired, and its
     alerts are not emailed), so nothing is lost if it was retired by mistake. A running contract
     membership is kept or ended as `contract_action` says."""
-    _require(ctx, DEVICE_ADMIN_ROLES, "retire devices")
+    _require(ctx, DEVICE_ADMIN_ROLES, _("retire devices"))
     effective_on = effective_on or today_utc()
     with transaction.atomic():
         device = _device_for_update(ctx, device_id)
         if device.retired_at is not None:
-            raise ConflictError("This printer is retired already.", code="device_retired")
+            raise ConflictError(_("This printer is retired already."), code="device_retired")
         contract = _memberships_apply(
             ctx,
             device,
@@ -313,11 +334,11 @@ def device_retire(
 
 def device_unretire(*, ctx: TenantContext, device_id: int) -> Device:
     """Back in service; contract memberships ended at retirement are not restored."""
-    _require(ctx, DEVICE_ADMIN_ROLES, "return devices to service")
+    _require(ctx, DEVICE_ADMIN_ROLES, _("return devices to service"))
     with transaction.atomic():
         device = _device_for_update(ctx, device_id)
         if device.retired_at is None:
-            raise ConflictError("This printer is in service.", code="device_in_service")
+            raise ConflictError(_("This printer is in service."), code="device_in_service")
         device.retired_at = None
         device.updated_at = now()
         device.save(update_fields=["retired_at", "updated_at"])
@@ -331,13 +352,13 @@ def device_unretire(*, ctx: TenantContext, device_id: int) -> Device:
 
 
 def device_note_add(*, ctx: TenantContext, device_id: int, body: str) -> DeviceNote:
-    _require(ctx, FLEET_STAFF_ROLES, "write device notes")
+    _require(ctx, FLEET_STAFF_ROLES, _("write device notes"))
     body = body.strip()
     with transaction.atomic():
         # Found first: another tenant's device is a 404 whatever the input.
         device = Device.objects.for_tenant(ctx).filter(pk=device_id).first()
         if device is None:
-            raise NotFoundError("No such device.")
+            raise NotFoundError(_("No such device."))
         if not body or len(body) > NOTE_MAX_CHARS:
             message = f"Write a note of at most {NOTE_MAX_CHARS} characters."
             raise DomainError(message, fields={"body": [message]})
@@ -367,9 +388,9 @@ def _alert_for_update(ctx: TenantContext, alert_id: int) -> Alert:
         .first()
     )
     if alert is None:
-        raise NotFoundError("No such alert.")
+        raise NotFoundError(_("No such alert."))
     if alert.cleared_at is not None:
-        raise ConflictError("The printer has cleared this alert already.", code="alert_cleared")
+        raise ConflictError(_("The printer has cleared this alert already."), code="alert_cleared")
     return alert
 
 
@@ -379,11 +400,11 @@ def _actor(ctx: TenantContext) -> Any:
 
 def alert_acknowledge(*, ctx: TenantContext, alert_id: int) -> Alert:
     """Mark an open alert as seen, by whom and when; it stays open until the printer clears it."""
-    _require(ctx, FLEET_STAFF_ROLES, "acknowledge alerts")
+    _require(ctx, FLEET_STAFF_ROLES, _("acknowledge alerts"))
     with transaction.atomic():
         alert = _alert_for_update(ctx, alert_id)
         if alert.acknowledged_at is not None:
-            raise ConflictError("This alert is acknowledged already.", code="alert_acknowledged")
+            raise ConflictError(_("This alert is acknowledged already."), code="alert_acknowledged")
         alert.acknowledged_at = now()
         alert.acknowledged_by = _actor(ctx)
         alert.save(update_fields=["acknowledged_at", "acknowledged_by"])
@@ -398,7 +419,7 @@ def alert_acknowledge(*, ctx: TenantContext, alert_id: int) -> Alert:
 
 def alert_snooze(*, ctx: TenantContext, alert_id: int, hours: int) -> Alert:
     """Hide an open alert from the open alerts and their counts for `hours`."""
-    _require(ctx, FLEET_STAFF_ROLES, "snooze alerts")
+    _require(ctx, FLEET_STAFF_ROLES, _("snooze alerts"))
     with transaction.atomic():
         # Found first: another tenant's alert is a 404 whatever the input.
         alert = _alert_for_update(ctx, alert_id)
@@ -422,11 +443,11 @@ def alert_snooze(*, ctx: TenantContext, alert_id: int, hours: int) -> Alert:
 
 
 def alert_unsnooze(*, ctx: TenantContext, alert_id: int) -> Alert:
-    _require(ctx, FLEET_STAFF_ROLES, "snooze alerts")
+    _require(ctx, FLEET_STAFF_ROLES, _("snooze alerts"))
     with transaction.atomic():
         alert = _alert_for_update(ctx, alert_id)
         if alert.snoozed_until is None or alert.snoozed_until <= now():
-            raise ConflictError("This alert is not snoozed.", code="alert_not_snoozed")
+            raise ConflictError(_("This alert is not snoozed."), code="alert_not_snoozed")
         alert.snoozed_until = None
         alert.snoozed_by = None
         alert.save(update_fields=["snoozed_until", "snoozed_by"])

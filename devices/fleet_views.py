@@ -10,7 +10,9 @@ from typing import Any
 from django import forms
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils import dateformat
 from django.utils.timezone import now
+from django.utils.translation import gettext as _
 from django.views.decorators.vary import vary_on_headers
 
 from devices import charts, fleet_selectors, selectors
@@ -38,7 +40,9 @@ class DeviceFilterForm(forms.Form):
     # would normalise a reseller's hundreds of options twice per request.
     customer = forms.IntegerField(required=False)
     site = forms.IntegerField(required=False)
-    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *DeviceStatus.choices])
+    status = forms.ChoiceField(
+        required=False, choices=[("", _("Any status")), *DeviceStatus.choices]
+    )
     model = forms.ChoiceField(required=False)
     low = forms.BooleanField(required=False)
     lifecycle = forms.ChoiceField(required=False, choices=Lifecycle.choices)
@@ -53,11 +57,11 @@ class DeviceFilterForm(forms.Form):
         **kw: Any,
     ):
         super().__init__(*args, **kw)
-        self.customer_choices: list[tuple[Any, str]] = [("", "All customers"), *customers]
-        self.site_choices: list[tuple[Any, str]] = [("", "All sites"), *sites]
+        self.customer_choices: list[tuple[Any, str]] = [("", _("All customers")), *customers]
+        self.site_choices: list[tuple[Any, str]] = [("", _("All sites")), *sites]
         self._known = {"customer": {pk for pk, _ in customers}, "site": {pk for pk, _ in sites}}
         field: Any = self.fields["model"]
-        field.choices = [("", "All models"), *((m, m) for m in models)]
+        field.choices = [("", _("All models")), *((m, m) for m in models)]
 
     def device_filter(self) -> DeviceFilter:
         # Parameters that do not parse are ignored rather than refused: a stale link still works.
@@ -150,16 +154,16 @@ def device_detail(request: Any, device_id: int) -> HttpResponse:
         "counters": fleet_selectors.device_counter_list(ctx=ctx, device_id=device.pk),
         "supply_chart": charts.line_chart(
             series,
-            title=f"Supply levels, last {HISTORY_DAYS} days",
+            title=_("Supply levels, last %(days)s days") % {"days": HISTORY_DAYS},
             y_max=100,
             unit="%",
-            empty="No supply readings in the last 30 days",
+            empty=_("No supply readings in the last 30 days"),
         ),
         "pages_chart": charts.bar_chart(
-            [charts.Bar(day.strftime("%d %b"), n, "bar-pages") for day, n in pages.items()],
-            title=f"Pages per day, last {HISTORY_DAYS} days",
+            [charts.Bar(dateformat.format(day, "d M"), n, "bar-pages") for day, n in pages.items()],
+            title=_("Pages per day, last %(days)s days") % {"days": HISTORY_DAYS},
             label_every=7,
-            empty="No pages counted in the last 30 days",
+            empty=_("No pages counted in the last 30 days"),
         ),
         "pages_total": sum(pages.values()),
         "open_alerts": fleet_selectors.device_alert_list(
@@ -193,9 +197,12 @@ class SupplyFilterForm(forms.Form):
     def __init__(self, *args: Any, kinds: list[str], colors: list[str], **kw: Any):
         super().__init__(*args, **kw)
         field: Any = self.fields["kind"]
-        field.choices = [("", "All kinds"), *((k, k.capitalize()) for k in kinds)]
+        field.choices = [
+            ("", _("All kinds")),
+            *((k, labels.supply_kind_label(k).capitalize()) for k in kinds),
+        ]
         field = self.fields["color"]
-        field.choices = [("", "All colours"), *((c, c.capitalize()) for c in colors)]
+        field.choices = [("", _("All colours")), *((c, c.capitalize()) for c in colors)]
 
     def supply_filter(self) -> SupplyFilter:
         self.is_valid()
@@ -261,20 +268,20 @@ def fleet_dashboard_context(ctx: Any) -> dict[str, Any]:
         "fleet": summary,
         "fleet_pages_chart": charts.bar_chart(
             [
-                charts.Bar(day.strftime("%d %b"), n, "bar-pages")
+                charts.Bar(dateformat.format(day, "d M"), n, "bar-pages")
                 for day, n in summary.pages_per_day.items()
             ],
-            title=f"Pages per day, last {HISTORY_DAYS} days",
+            title=_("Pages per day, last %(days)s days") % {"days": HISTORY_DAYS},
             label_every=7,
-            empty="No pages counted in the last 30 days",
+            empty=_("No pages counted in the last 30 days"),
         ),
         "fleet_supply_chart": charts.bar_chart(
             [
                 charts.Bar(label, n, "bar-low" if i < 2 else "bar-supply")
                 for i, (label, n) in enumerate(summary.supply_levels)
             ],
-            title="Supplies by level",
-            empty="No supply levels reported yet",
+            title=_("Supplies by level"),
+            empty=_("No supply levels reported yet"),
         ),
     }
 

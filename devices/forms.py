@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from devices.fleet_services import NOTE_MAX_CHARS, SNOOZE_MAX_HOURS, ContractAction
 from devices.models import Credential, TelemetryPolicy
@@ -13,15 +14,15 @@ from devices.models import Credential, TelemetryPolicy
 class CredentialForm(forms.Form):
     kind = forms.ChoiceField(choices=Credential.Kind.choices, widget=forms.RadioSelect)
     name = forms.CharField(
-        max_length=200, required=False, help_text="Where it runs, e.g. 'Front office PC'."
+        max_length=200, required=False, help_text=_("Where it runs, e.g. 'Front office PC'.")
     )
     site: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
         queryset=None,
         required=False,
-        help_text="Collectors register the printers they find to this site.",
+        help_text=_("Collectors register the printers they find to this site."),
     )
     serial = forms.CharField(
-        max_length=128, required=False, help_text="Direct connect only: the printer's serial."
+        max_length=128, required=False, help_text=_("Direct connect only: the printer's serial.")
     )
 
     def __init__(self, *args: Any, sites: Any, **kwargs: Any) -> None:
@@ -36,7 +37,7 @@ class RotateForm(forms.Form):
         min_value=0,
         max_value=720,
         initial=24,
-        help_text="The old secret keeps working this long, so you can update the collector.",
+        help_text=_("The old secret keeps working this long, so you can update the collector."),
     )
 
 
@@ -56,12 +57,14 @@ class LinesField(forms.CharField):
 class CollectorConfigForm(forms.Form):
     ranges = LinesField(
         required=False,
-        help_text="Networks to scan, one per line: 192.0.2.0/24, 192.0.2.10-192.0.2.50 or single "
-        "addresses, at most 65,536 addresses each. Empty: the collector's own subnet.",
+        help_text=_(
+            "Networks to scan, one per line: 192.0.2.0/24, 192.0.2.10-192.0.2.50 or single "
+            "addresses, at most 65,536 addresses each. Empty: the collector's own subnet."
+        ),
     )
-    communities = LinesField(help_text="SNMP v1/v2c communities to try, one per line.")
+    communities = LinesField(help_text=_("SNMP v1/v2c communities to try, one per line."))
     poll_interval_minutes = forms.IntegerField(
-        min_value=15, max_value=1440, help_text="How often each printer is polled (at least 15)."
+        min_value=15, max_value=1440, help_text=_("How often each printer is polled (at least 15).")
     )
     upload_interval_minutes = forms.IntegerField(min_value=1, max_value=1440)
 
@@ -75,7 +78,7 @@ class DeviceRenameForm(forms.Form):
     name = forms.CharField(
         max_length=200,
         required=False,
-        help_text="The portal's label, e.g. 'Reception plotter'. Empty: model and serial.",
+        help_text=_("The portal's label, e.g. 'Reception plotter'. Empty: model and serial."),
     )
 
 
@@ -86,7 +89,7 @@ def _site_field(sites: Any, field: Any) -> None:
 
 class DeviceMoveForm(forms.Form):
     site: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
-        queryset=None, help_text="A site of this customer or of another of your customers."
+        queryset=None, help_text=_("A site of this customer or of another of your customers.")
     )
 
     def __init__(self, *args: Any, sites: Any, **kwargs: Any) -> None:
@@ -103,7 +106,7 @@ class ContractDecisionForm(forms.Form):
     effective_on = forms.DateField(
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="The first day the contract no longer bills this printer.",
+        help_text=_("The first day the contract no longer bills this printer."),
     )
 
 
@@ -119,11 +122,17 @@ class DeviceMoveConfirmForm(ContractDecisionForm):
 
 class DeviceNoteForm(forms.Form):
     body = forms.CharField(
-        label="Note", max_length=NOTE_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 3})
+        label=_("Note"), max_length=NOTE_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 3})
     )
 
 
-SNOOZE_CHOICES = [(1, "1 hour"), (4, "4 hours"), (24, "1 day"), (72, "3 days"), (168, "1 week")]
+SNOOZE_CHOICES = [
+    (1, _("1 hour")),
+    (4, _("4 hours")),
+    (24, _("1 day")),
+    (72, _("3 days")),
+    (168, _("1 week")),
+]
 
 
 class AlertSnoozeForm(forms.Form):
@@ -132,13 +141,16 @@ class AlertSnoozeForm(forms.Form):
     def clean_hours(self) -> int:
         hours: int = self.cleaned_data["hours"]
         if not 1 <= hours <= SNOOZE_MAX_HOURS:
-            raise forms.ValidationError("Choose how long.")
+            raise forms.ValidationError(_("Choose how long."))
         return hours
 
 
 class DeviceImportForm(forms.Form):
     file = forms.FileField(
-        label="CSV file",
-        help_text="Columns: customer, site, serial (empty for a customer or site without "
-        "printers), and optionally name, model, manufacturer, address, postal_code, city, country.",
+        label=_("CSV file"),
+        help_text=_(
+            "Columns: customer, site, serial (empty for a customer or site without "
+            "printers), and optionally name, model, manufacturer, address, postal_code, city, "
+            "country."
+        ),
     )

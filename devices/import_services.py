@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from accounts.models import Customer, Site
 from accounts.services import audit_record, customer_create, site_create
@@ -94,7 +95,7 @@ def import_digest(data: bytes) -> str:
 
 def _require_admin(ctx: TenantContext) -> None:
     if ctx.role not in DEVICE_ADMIN_ROLES:
-        raise PermissionDeniedError("Only a reseller admin may import devices.")
+        raise PermissionDeniedError(_("Only a reseller admin may import devices."))
 
 
 def _parse(data: bytes, plan: ImportPlan) -> list[ImportRow]:
@@ -244,20 +245,20 @@ def device_import_apply(*, ctx: TenantContext, data: bytes, digest: str) -> Impo
     _require_admin(ctx)
     if import_digest(data) != digest:
         raise ConflictError(
-            "The file is not the one previewed: upload it again.", code="import_changed"
+            _("The file is not the one previewed: upload it again."), code="import_changed"
         )
     try:
         with transaction.atomic():
             plan = device_import_preview(ctx=ctx, data=data)
             if not plan.is_valid:
                 raise DomainError(
-                    "The file has errors: nothing was imported.", code="import_invalid"
+                    _("The file has errors: nothing was imported."), code="import_invalid"
                 )
             return _apply(ctx, plan)
     except IntegrityError as exc:
         # Another user created one of these serials, customers or sites meanwhile.
         raise ConflictError(
-            "Something in the file was created meanwhile: preview it again.",
+            _("Something in the file was created meanwhile: preview it again."),
             code="import_conflict",
         ) from exc
 

@@ -15,6 +15,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from devices import fleet_selectors, fleet_services, import_services, selectors
@@ -61,7 +62,7 @@ def device_rename(request: Any, device_id: int) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, "Name saved.")
+            messages.success(request, _("Name saved."))
             return redirect("device-detail", device_id=device.pk)
     return render(request, "devices/device_rename.html", {"device": device, "form": form})
 
@@ -93,7 +94,9 @@ def device_move(request: Any, device_id: int) -> HttpResponse:
                 form_error(confirm, error)
             else:
                 messages.success(
-                    request, f"Moved to {data['site'].customer.name} / {data['site'].name}."
+                    request,
+                    _("Moved to %(customer)s / %(name)s.")
+                    % {"customer": data["site"].customer.name, "name": data["site"].name},
                 )
                 return redirect("device-detail", device_id=device.pk)
         site = confirm.cleaned_data.get("site")
@@ -106,7 +109,7 @@ def device_move(request: Any, device_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         site = form.cleaned_data["site"]
         if site.pk == device.site_id:
-            form.add_error("site", "The printer is at this site already.")
+            form.add_error("site", _("The printer is at this site already."))
         else:
             plan = fleet_services.device_move_plan(ctx=ctx, device_id=device.pk, site_id=site.pk)
             confirm = DeviceMoveConfirmForm(
@@ -148,7 +151,10 @@ def device_retire(request: Any, device_id: int) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, f"{device} is retired; it no longer shows in the fleet.")
+            messages.success(
+                request,
+                _("%(device)s is retired; it no longer shows in the fleet.") % {"device": device},
+            )
             return redirect("device-detail", device_id=device.pk)
     context = {"device": device, "memberships": memberships, "form": form}
     return render(request, "devices/device_retire.html", context)
@@ -164,7 +170,7 @@ def device_unretire(request: Any, device_id: int) -> HttpResponse:
             raise
         messages.error(request, error.message)
     else:
-        messages.success(request, f"{device} is back in service.")
+        messages.success(request, _("%(device)s is back in service.") % {"device": device})
     return redirect("device-detail", device_id=device_id)
 
 
@@ -183,7 +189,7 @@ def device_note_add(request: Any, device_id: int) -> HttpResponse:
             raise
         messages.error(request, error.message)
     else:
-        messages.success(request, "Note added.")
+        messages.success(request, _("Note added."))
     return redirect(reverse("device-detail", kwargs={"device_id": device_id}) + "#device-notes")
 
 
@@ -254,8 +260,16 @@ def device_import(request: Any) -> HttpResponse:
         request.session.pop(SESSION_IMPORT_KEY, None)
         messages.success(
             request,
-            f"Imported {result.customers} customer(s), {result.sites} site(s) and "
-            f"{result.devices} printer(s); {result.unchanged} printer(s) were there already.",
+            _(
+                "Imported %(customers)s customer(s), %(sites)s site(s) and %(devices)s "
+                "printer(s); %(unchanged)s printer(s) were there already."
+            )
+            % {
+                "customers": result.customers,
+                "sites": result.sites,
+                "devices": result.devices,
+                "unchanged": result.unchanged,
+            },
         )
         return redirect("device-list")
     form = DeviceImportForm(request.POST or None, request.FILES or None)

@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 from portal.tenancy import TenantModel
 
@@ -53,8 +54,8 @@ class Credential(TenantModel):
     """
 
     class Kind(models.TextChoices):
-        COLLECTOR = "collector", "Data collector"
-        DIRECT = "direct", "Direct connect"
+        COLLECTOR = "collector", _("Data collector")
+        DIRECT = "direct", _("Direct connect")
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     name = models.CharField(max_length=200)
@@ -162,9 +163,9 @@ class TelemetryPolicy(TenantModel):
     """Per customer: what of job names and user names is stored (privacy)."""
 
     class Personal(models.TextChoices):
-        STORE = "store", "Store as reported"
-        HASH = "hash", "Store a keyed hash"
-        DROP = "drop", "Do not store"
+        STORE = "store", _("Store as reported")
+        HASH = "hash", _("Store a keyed hash")
+        DROP = "drop", _("Do not store")
 
     customer = models.OneToOneField(
         "accounts.Customer", on_delete=models.CASCADE, related_name="telemetry_policy"
@@ -217,14 +218,14 @@ class DeviceState(TenantModel):
     """What a device reported last (by collected_at): the write-hot columns of a device."""
 
     class State(models.TextChoices):
-        IDLE = "idle", "Idle"
-        PRINTING = "printing", "Printing"
-        WARMUP = "warmup", "Warming up"
-        ERROR = "error", "Error"
-        WARNING = "warning", "Warning"
-        OFFLINE = "offline", "Offline"
-        SLEEP = "sleep", "Sleep"
-        UNKNOWN = "unknown", "Unknown"
+        IDLE = "idle", _("Idle")
+        PRINTING = "printing", _("Printing")
+        WARMUP = "warmup", _("Warming up")
+        ERROR = "error", _("Error")
+        WARNING = "warning", _("Warning")
+        OFFLINE = "offline", _("Offline")
+        SLEEP = "sleep", _("Sleep")
+        UNKNOWN = "unknown", _("Unknown")
 
     device = models.OneToOneField(
         Device, on_delete=models.CASCADE, primary_key=True, related_name="state"
@@ -402,10 +403,10 @@ class Supply(TenantModel):
     """A supply's current state: the values of its latest reading by collected_at."""
 
     class LevelState(models.TextChoices):
-        OK = "ok", "Level known"
-        UNKNOWN = "unknown", "Unknown"
-        SOME_REMAINING = "some_remaining", "Some remaining"
-        UNLIMITED = "unlimited", "Unlimited"
+        OK = "ok", _("Level known")
+        UNKNOWN = "unknown", _("Unknown")
+        SOME_REMAINING = "some_remaining", _("Some remaining")
+        UNLIMITED = "unlimited", _("Unlimited")
 
     # Every ingest batch rewrites its devices' supply rows, and a changed level moves the row out
     # of a HOT update, so each index costs an insert per supply per snapshot: the foreign keys
@@ -485,9 +486,9 @@ class Alert(TenantModel):
     """
 
     class Severity(models.TextChoices):
-        CRITICAL = "critical", "Critical"
-        WARNING = "warning", "Warning"
-        INFO = "info", "Info"
+        CRITICAL = "critical", _("Critical")
+        WARNING = "warning", _("Warning")
+        INFO = "info", _("Info")
 
     OFFLINE_CODE = "device.offline"
 

@@ -12,16 +12,17 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
-from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.timezone import now
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.models import Customer, Site
 from accounts.services import audit_record
@@ -46,7 +47,7 @@ SIGNATURE_PREFIX = "v1="
 
 def _require_admin(ctx: TenantContext) -> None:
     if ctx.role not in ADMIN_ROLES and ctx.role != Role.SYSTEM:
-        raise PermissionDeniedError("Only a reseller admin may do this.")
+        raise PermissionDeniedError(_("Only a reseller admin may do this."))
 
 
 # --- Secrets at rest ----------------------------------------------------------------------------
@@ -98,37 +99,40 @@ def credential_create(
     if site_id is not None:
         site = Site.objects.for_tenant(ctx).select_related("customer").filter(pk=site_id).first()
         if site is None:
-            raise NotFoundError("No such site.", fields={"site": ["No such site."]})
+            raise NotFoundError(_("No such site."), fields={"site": [_("No such site.")]})
     serial = serial.strip()
     if kind == Credential.Kind.COLLECTOR:
         if site is None:
             raise DomainError(
-                "A collector belongs to a site.", fields={"site": ["Choose the site."]}
+                _("A collector belongs to a site."), fields={"site": [_("Choose the site.")]}
             )
         customer = site.customer
         label = name.strip() or f"Collector at {site.name}"
     elif kind == Credential.Kind.DIRECT:
         if not serial or len(serial) > 128:
             raise DomainError(
-                "A direct-connect credential needs the printer's serial.",
-                fields={"serial": ["Enter the serial number (at most 128 characters)."]},
+                _("A direct-connect credential needs the printer's serial."),
+                fields={"serial": [_("Enter the serial number (at most 128 characters).")]},
             )
         device = Device.objects.for_tenant(ctx).filter(serial=serial).first()
         if device is None and site is None:
             raise DomainError(
-                f"No printer with serial {serial} yet: choose the site to register it to.",
+                _("No printer with serial %(serial)s yet: choose the site to register it to.")
+                % {"serial": serial},
                 code="site_required",
-                fields={"site": ["Choose the site where this printer stands."]},
+                fields={"site": [_("Choose the site where this printer stands.")]},
             )
         customer = device.customer if device is not None else site.customer  # type: ignore[union-attr]
         label = name.strip() or f"Printer {serial}"
     else:
-        raise DomainError("Unknown credential kind.", fields={"kind": ["collector or direct"]})
+        raise DomainError(
+            _("Unknown credential kind."), fields={"kind": [_("collector or direct")]}
+        )
     secret = secrets.token_urlsafe(32)
     with transaction.atomic():
         if kind == Credential.Kind.DIRECT and device is None:
             if site is None:  # unreachable: checked above, for the type checker
-                raise DomainError("Choose the site.")
+                raise DomainError(_("Choose the site."))
             device = Device.objects.for_tenant(ctx).create(
                 reseller_id=ctx.reseller_id,
                 customer=site.customer,
@@ -165,7 +169,7 @@ def _credential_for_update(ctx: TenantContext, credential_id: int) -> Credential
         .first()
     )
     if credential is None:
-        raise NotFoundError("No such credential.")
+        raise NotFoundError(_("No such credential."))
     return credential
 
 
@@ -177,13 +181,13 @@ def credential_rotate(
     hours = settings.CREDENTIAL_ROTATION_GRACE_HOURS if grace_hours is None else grace_hours
     if not 0 <= hours <= 24 * 30:
         raise DomainError(
-            "The grace period is 0 to 720 hours.", fields={"grace_hours": ["0 to 720."]}
+            _("The grace period is 0 to 720 hours."), fields={"grace_hours": [_("0 to 720.")]}
         )
     secret = secrets.token_urlsafe(32)
     with transaction.atomic():
         credential = _credential_for_update(ctx, credential_id)
         if credential.revoked_at is not None:
-            raise ConflictError("A revoked credential cannot be rotated.", code="revoked")
+            raise ConflictError(_("A revoked credential cannot be rotated."), code="revoked")
         moment = now()
         credential.previous_secret_encrypted = credential.secret_encrypted
         credential.previous_valid_until = moment + timedelta(hours=hours)
@@ -208,7 +212,7 @@ def credential_revoke(*, ctx: TenantContext, credential_id: int) -> Credential:
     with transaction.atomic():
         credential = _credential_for_update(ctx, credential_id)
         if credential.revoked_at is not None:
-            raise ConflictError("This credential is revoked already.", code="revoked")
+            raise ConflictError(_("This credential is revoked already."), code="revoked")
         credential.revoked_at = now()
         credential.save(update_fields=["revoked_at"])
         audit_record(ctx=ctx, action="credential.revoke", obj=credential)
@@ -242,19 +246,22 @@ def collector_config_update(
         errors.setdefault("ranges", []).append("At most 256 ranges.")
     clean_communities = [c.strip() for c in communities if c.strip()]
     if not clean_communities:
-        errors["communities"] = ["Give at least one SNMP community (usually 'public')."]
+        errors["communities"] = [_("Give at least one SNMP community (usually 'public').")]
     elif any(len(c) > 64 for c in clean_communities) or len(clean_communities) > 16:
-        errors["communities"] = ["At most 16 communities of at most 64 characters."]
+        errors["communities"] = [_("At most 16 communities of at most 64 characters.")]
     if poll_interval_minutes < MIN_POLL_MINUTES or poll_interval_minutes > 24 * 60:
-        errors["poll_interval_minutes"] = [f"Between {MIN_POLL_MINUTES} and 1440 minutes."]
+        errors["poll_interval_minutes"] = [
+            _("Between %(MIN_POLL_MINUTES)s and 1440 minutes.")
+            % {"MIN_POLL_MINUTES": MIN_POLL_MINUTES}
+        ]
     if upload_interval_minutes < 1 or upload_interval_minutes > 24 * 60:
-        errors["upload_interval_minutes"] = ["Between 1 and 1440 minutes."]
+        errors["upload_interval_minutes"] = [_("Between 1 and 1440 minutes.")]
     if errors:
-        raise DomainError("The configuration is not valid.", fields=errors)
+        raise DomainError(_("The configuration is not valid."), fields=errors)
     with transaction.atomic():
         credential = _credential_for_update(ctx, credential_id)
         if credential.kind != Credential.Kind.COLLECTOR:
-            raise DomainError("Only collectors have a configuration.", code="not_a_collector")
+            raise DomainError(_("Only collectors have a configuration."), code="not_a_collector")
         credential.ranges = clean_ranges
         credential.communities_encrypted = secret_encrypt(json.dumps(clean_communities))
         credential.poll_interval_minutes = poll_interval_minutes
@@ -340,12 +347,12 @@ def telemetry_policy_update(
     _require_admin(ctx)
     choices = set(TelemetryPolicy.Personal.values)
     if job_names not in choices or user_names not in choices:
-        raise DomainError("Choose store, hash or drop.", code="invalid_policy")
+        raise DomainError(_("Choose store, hash or drop."), code="invalid_policy")
     customer = Customer.objects.for_tenant(ctx).filter(pk=customer_id).first()
     if customer is None:
-        raise NotFoundError("No such customer.")
+        raise NotFoundError(_("No such customer."))
     with transaction.atomic():
-        policy, _ = TelemetryPolicy.objects.for_tenant(ctx).update_or_create(
+        policy, _created = TelemetryPolicy.objects.for_tenant(ctx).update_or_create(
             reseller_id=ctx.reseller_id,
             customer=customer,
             defaults={"job_names": job_names, "user_names": user_names, "updated_at": now()},
@@ -559,9 +566,25 @@ def collectors_silent_sweep(*, limit: int = 1000) -> int:
                 kind=EmailLog.Kind.COLLECTOR_SILENT,
                 template="devices/email/collectors_silent.txt",
                 context={"collectors": credentials, "site_url": settings.SITE_URL},
-                subject=f"[Inkmeter] {len(credentials)} data collector(s) stopped reporting",
+                subject=partial(_collectors_silent_subject, len(credentials)),
             )
     return len(silent)
+
+
+def _collectors_silent_subject(count: int) -> str:
+    return ngettext(
+        "[Inkmeter] %(count)s data collector stopped reporting",
+        "[Inkmeter] %(count)s data collectors stopped reporting",
+        count,
+    ) % {"count": count}
+
+
+def _alerts_subject(count: int) -> str:
+    return ngettext(
+        "[Inkmeter] %(count)s new printer alert",
+        "[Inkmeter] %(count)s new printer alerts",
+        count,
+    ) % {"count": count}
 
 
 # --- Follow-up work and sweeps ------------------------------------------------------------------
@@ -610,7 +633,7 @@ def alerts_notify(*, alert_ids: list[int]) -> int:
                     "alerts": alerts,
                     "url": settings.SITE_URL + reverse("alert-list"),
                 },
-                subject=f"[Inkmeter] {len(alerts)} new printer alert{pluralize(len(alerts))}",
+                subject=partial(_alerts_subject, len(alerts)),
             )
     return len(claimed)
 

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts import selectors as account_selectors
@@ -91,7 +92,7 @@ def credential_rotate(request: Any, credential_id: int) -> HttpResponse:
             context = _created_context(credential, secret) | {"rotated": True}
             return render(request, "devices/credential_secret.html", context)
     else:
-        messages.error(request, "The grace period is 0 to 720 hours.")
+        messages.error(request, _("The grace period is 0 to 720 hours."))
     return redirect("credential-detail", credential_id=credential.pk)
 
 
@@ -105,7 +106,11 @@ def credential_revoke(request: Any, credential_id: int) -> HttpResponse:
             raise
         messages.error(request, error.message)
     else:
-        messages.success(request, f"{credential.name} revoked: its requests are refused now.")
+        messages.success(
+            request,
+            _("%(credential)s revoked: its requests are refused now.")
+            % {"credential": credential.name},
+        )
     return redirect("credential-detail", credential_id=credential_id)
 
 
@@ -114,7 +119,7 @@ def collector_config_edit(request: Any, credential_id: int) -> HttpResponse:
     ctx = request.ctx
     credential = selectors.credential_get(ctx=ctx, credential_id=credential_id)
     if credential.kind != Credential.Kind.COLLECTOR:
-        messages.error(request, "Only collectors have a configuration.")
+        messages.error(request, _("Only collectors have a configuration."))
         return redirect("credential-detail", credential_id=credential.pk)
     form = CollectorConfigForm(request.POST or None, initial=services.collector_config(credential))
     if request.method == "POST" and form.is_valid():
@@ -127,8 +132,11 @@ def collector_config_edit(request: Any, credential_id: int) -> HttpResponse:
         else:
             messages.success(
                 request,
-                f"Configuration saved (version {credential.config_version}); the collector "
-                "applies it at its next check.",
+                _(
+                    "Configuration saved (version %(config_version)s); "
+                    "the collector applies it at its next check."
+                )
+                % {"config_version": credential.config_version},
             )
             return redirect("credential-detail", credential_id=credential.pk)
     return render(
@@ -152,7 +160,7 @@ def telemetry_policy_edit(request: Any, customer_id: int) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, "Privacy settings saved; they apply to new job reports.")
+            messages.success(request, _("Privacy settings saved; they apply to new job reports."))
             return redirect("customer-detail", customer_id=customer.pk)
     return render(
         request, "devices/telemetry_policy_form.html", {"form": form, "customer": customer}

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 from django.utils.timezone import now
+from django.utils.translation import gettext as _
 
 from accounts.models import Customer
 from accounts.services import audit_record
@@ -47,7 +48,7 @@ PRODUCT_FIELDS = (
 def _product_clean(fields: dict[str, Any]) -> dict[str, Any]:
     unknown = set(fields) - set(PRODUCT_FIELDS)
     if unknown:
-        raise DomainError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+        raise DomainError(_("Unknown fields: %(join)s.") % {"join": ", ".join(sorted(unknown))})
     errors: dict[str, list[str]] = {}
     for key in ("sku", "part_number", "name", "color"):
         if key in fields:
@@ -55,15 +56,15 @@ def _product_clean(fields: dict[str, Any]) -> dict[str, Any]:
     if "color" in fields:
         fields["color"] = fields["color"].lower()
     if "sku" in fields and not fields["sku"]:
-        errors["sku"] = ["This field is required."]
+        errors["sku"] = [_("This field is required.")]
     if "name" in fields and not fields["name"]:
-        errors["name"] = ["This field is required."]
+        errors["name"] = [_("This field is required.")]
     if "price" in fields and (not isinstance(fields["price"], Decimal) or fields["price"] < 0):
-        errors["price"] = ["A price is a positive decimal amount."]
+        errors["price"] = [_("A price is a positive decimal amount.")]
     if "currency" in fields:
         fields["currency"] = str(fields["currency"]).upper()
         if fields["currency"] not in money.CURRENCIES:
-            errors["currency"] = [f"One of {', '.join(money.CURRENCIES)}."]
+            errors["currency"] = [_("One of %(join)s.") % {"join": ", ".join(money.CURRENCIES)}]
         elif "price" in fields and not errors.get("price"):
             fields["price"] = money.round_money(fields["price"], fields["currency"])
     if "compatible_models" in fields:
@@ -72,23 +73,24 @@ def _product_clean(fields: dict[str, Any]) -> dict[str, Any]:
             models = models.splitlines()
         fields["compatible_models"] = sorted({" ".join(m.split()) for m in models if m.strip()})
     if "kind" in fields and fields["kind"] not in Product.Kind.values:
-        errors["kind"] = ["Not a supply kind."]
+        errors["kind"] = [_("Not a supply kind.")]
     if errors:
-        raise DomainError("The product is not valid.", fields=errors)
+        raise DomainError(_("The product is not valid."), fields=errors)
     return fields
 
 
 def product_create(*, ctx: TenantContext, **fields: Any) -> Product:
-    require(ctx, CATALOG_ROLES, "change the catalog")
+    require(ctx, CATALOG_ROLES, _("change the catalog"))
     fields = _product_clean(fields)
     if "sku" not in fields or "name" not in fields or "price" not in fields:
-        raise DomainError("A product needs a SKU, a name and a price.")
+        raise DomainError(_("A product needs a SKU, a name and a price."))
     with transaction.atomic():
         if Product.objects.for_tenant(ctx).filter(sku__iexact=fields["sku"]).exists():
             raise ConflictError(
-                f"A product with SKU {fields['sku']!r} exists already.",
+                _("A product with SKU %(fields)s exists already.")
+                % {"fields": repr(fields["sku"])},
                 code="sku_taken",
-                fields={"sku": ["Already in the catalog."]},
+                fields={"sku": [_("Already in the catalog.")]},
             )
         product = Product.objects.for_tenant(ctx).create(reseller_id=ctx.reseller_id, **fields)
         audit_record(ctx=ctx, action="product.create", obj=product, detail={"sku": product.sku})
@@ -96,12 +98,12 @@ def product_create(*, ctx: TenantContext, **fields: Any) -> Product:
 
 
 def product_update(*, ctx: TenantContext, product_id: int, **fields: Any) -> Product:
-    require(ctx, CATALOG_ROLES, "change the catalog")
+    require(ctx, CATALOG_ROLES, _("change the catalog"))
     fields = _product_clean(fields)
     with transaction.atomic():
         product = Product.objects.for_tenant(ctx).select_for_update().filter(pk=product_id).first()
         if product is None:
-            raise NotFoundError("No such product.")
+            raise NotFoundError(_("No such product."))
         if "sku" in fields and (
             Product.objects.for_tenant(ctx)
             .filter(sku__iexact=fields["sku"])
@@ -109,9 +111,10 @@ def product_update(*, ctx: TenantContext, product_id: int, **fields: Any) -> Pro
             .exists()
         ):
             raise ConflictError(
-                f"A product with SKU {fields['sku']!r} exists already.",
+                _("A product with SKU %(fields)s exists already.")
+                % {"fields": repr(fields["sku"])},
                 code="sku_taken",
-                fields={"sku": ["Already in the catalog."]},
+                fields={"sku": [_("Already in the catalog.")]},
             )
         if "price" in fields and "currency" not in fields:
             fields["price"] = money.round_money(fields["price"], product.currency)
@@ -127,15 +130,15 @@ def mapping_remember(
 ) -> SupplyProductMapping:
     """Map an unmatched supply to a product; every supply with the same signature (part
     number, device model, kind, colour) uses the answer from now on."""
-    require(ctx, SUPPORT_ROLES, "map supplies to products")
+    require(ctx, SUPPORT_ROLES, _("map supplies to products"))
     supply = Supply.objects.for_tenant(ctx).select_related("device").filter(pk=supply_id).first()
     product = Product.objects.for_tenant(ctx).filter(pk=product_id, is_active=True).first()
     if supply is None:
-        raise NotFoundError("No such supply.")
+        raise NotFoundError(_("No such supply."))
     if product is None:
-        raise NotFoundError("No such product in the catalog.")
+        raise NotFoundError(_("No such product in the catalog."))
     with transaction.atomic():
-        mapping, _ = SupplyProductMapping.objects.for_tenant(ctx).update_or_create(
+        mapping, _created = SupplyProductMapping.objects.for_tenant(ctx).update_or_create(
             reseller_id=ctx.reseller_id,
             part_number=supply.part_number,
             device_model=supply.device.model,
@@ -236,26 +239,26 @@ def policy_set(
     if ctx.is_customer:
         require(ctx, {Role.CUSTOMER_ADMIN}, "change reorder policies")
     else:
-        require(ctx, SUPPORT_ROLES, "change reorder policies")
+        require(ctx, SUPPORT_ROLES, _("change reorder policies"))
     errors: dict[str, list[str]] = {}
     if not 0 <= threshold_percent <= 100:
-        errors["threshold_percent"] = ["Between 0 and 100."]
+        errors["threshold_percent"] = [_("Between 0 and 100.")]
     if not 0 <= lead_time_days <= 365:
-        errors["lead_time_days"] = ["Between 0 and 365 days."]
+        errors["lead_time_days"] = [_("Between 0 and 365 days.")]
     if mode not in ReorderPolicy.Mode.values:
-        errors["mode"] = ["Alert, draft or submit."]
+        errors["mode"] = [_("Alert, draft or submit.")]
     if errors:
-        raise DomainError("The policy is not valid.", fields=errors)
+        raise DomainError(_("The policy is not valid."), fields=errors)
     customer = Customer.objects.for_tenant(ctx).filter(pk=customer_id).first()
     if customer is None:
-        raise NotFoundError("No such customer.")
+        raise NotFoundError(_("No such customer."))
     if device_id is not None:
         from devices.models import Device
 
         if not Device.objects.for_tenant(ctx).filter(pk=device_id, customer=customer).exists():
-            raise NotFoundError("No such device.")
+            raise NotFoundError(_("No such device."))
     with transaction.atomic():
-        policy, _ = ReorderPolicy.objects.for_tenant(ctx).update_or_create(
+        policy, _created = ReorderPolicy.objects.for_tenant(ctx).update_or_create(
             reseller_id=ctx.reseller_id,
             customer=customer,
             device_id=device_id,
@@ -287,10 +290,10 @@ def policy_delete(*, ctx: TenantContext, policy_id: int) -> None:
     with transaction.atomic():
         policy = ReorderPolicy.objects.for_tenant(ctx).filter(pk=policy_id).first()
         if policy is None:
-            raise NotFoundError("No such policy.")
+            raise NotFoundError(_("No such policy."))
         if policy.device_id is None:
             raise DomainError(
-                "The customer policy stays; change its values instead.", code="policy_required"
+                _("The customer policy stays; change its values instead."), code="policy_required"
             )
         audit_record(ctx=ctx, action="policy.delete", obj=policy)
         policy.delete()
@@ -301,10 +304,10 @@ def policy_delete(*, ctx: TenantContext, policy_id: int) -> None:
 
 def preference_set(*, ctx: TenantContext, kind: str, is_enabled: bool) -> NotificationPreference:
     if ctx.user is None or not ctx.user.pk:
-        raise PermissionDeniedError("Only a signed-in user has preferences.")
+        raise PermissionDeniedError(_("Only a signed-in user has preferences."))
     if kind not in EmailLog.NOTIFICATION_KINDS:
-        raise DomainError("No such kind of email.", fields={"kind": ["Unknown kind."]})
-    preference, _ = NotificationPreference.objects.for_tenant(ctx).update_or_create(
+        raise DomainError(_("No such kind of email."), fields={"kind": [_("Unknown kind.")]})
+    preference, _created = NotificationPreference.objects.for_tenant(ctx).update_or_create(
         reseller_id=ctx.reseller_id,
         user=ctx.user,
         kind=kind,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from email.utils import parseaddr
 from typing import Any
@@ -17,11 +17,12 @@ from django.core.mail.utils import DNS_NAME
 from django.db import transaction
 from django.db.models import F
 from django.template.loader import render_to_string
+from django.utils import translation
 from django.utils.timezone import now
 
 from accounts.models import Invitation, Membership
 from orders.models import EmailLog, NotificationPreference, Order, SupplyAlert
-from portal import formatting, rls
+from portal import formatting, i18n, rls
 from portal.mail import email_subject
 from portal.tenancy import CUSTOMER_ROLES
 
@@ -66,17 +67,26 @@ def emails_queue(
     kind: str,
     template: str,
     context: dict[str, Any],
-    subject: str,
+    subject: str | Callable[[], str],
     order: Order | None = None,
     supply_alert: SupplyAlert | None = None,
     invitation: Invitation | None = None,
     statement: Any = None,
+    fallback_language: str | None = None,
 ) -> list[EmailLog]:
-    """Log one email per recipient and send them once the caller's transaction commits."""
-    # One body for every recipient, whoever's request asked for it: the installation's formats.
-    with formatting.override():
-        body = render_to_string(template, context)
+    """Log one email per recipient and send them once the caller's transaction commits.
+
+    Each recipient reads it in their own language and number format (portal/i18n.py), so the
+    body and `subject` (best a function, called with that language active) are rendered once per
+    way of reading, whoever's request asked for them. Addresses that are nobody's account read
+    `fallback_language`, else the installation's; times are in the installation's zone."""
     unique = list(dict.fromkeys(r.strip().lower() for r in recipients if r and r.strip()))
+    readers = i18n.readers(unique, fallback_language=fallback_language)
+    rendered: dict[i18n.Reader, tuple[str, str]] = {}
+    for reader in dict.fromkeys(readers.values()):
+        with translation.override(reader.language), formatting.override(locale=reader.locale):
+            text = subject() if callable(subject) else subject
+            rendered[reader] = (email_subject(text), render_to_string(template, context))
     # Written by services for their own tenant (a request's or a task's).
     emails = EmailLog.unscoped.bulk_create(
         [
@@ -84,8 +94,8 @@ def emails_queue(
                 reseller_id=reseller_id,
                 customer_id=customer_id,
                 recipient=recipient,
-                subject=email_subject(subject),
-                body=body,
+                subject=rendered[readers[recipient]][0],
+                body=rendered[readers[recipient]][1],
                 kind=kind,
                 order=order,
                 supply_alert=supply_alert,

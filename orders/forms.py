@@ -5,31 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from orders.models import EmailLog, Order, Product, ReorderPolicy
 from portal import money
 
 
 class ProductForm(forms.Form):
-    sku = forms.CharField(label="SKU", max_length=64)
-    part_number = forms.CharField(label="Manufacturer part number", max_length=128, required=False)
+    sku = forms.CharField(label=_("SKU"), max_length=64)
+    part_number = forms.CharField(
+        label=_("Manufacturer part number"), max_length=128, required=False
+    )
     name = forms.CharField(max_length=200)
     kind = forms.ChoiceField(choices=Product.Kind.choices)
-    color = forms.CharField(label="Colour", max_length=64, required=False)
+    color = forms.CharField(label=_("Colour"), max_length=64, required=False)
     rated_yield = forms.IntegerField(min_value=1, required=False)
     yield_unit = forms.ChoiceField(choices=Product.YieldUnit.choices)
     compatible_models = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
-        help_text="One printer model per line, as the printers report it.",
+        help_text=_("One printer model per line, as the printers report it."),
     )
     price = forms.DecimalField(min_value=0, max_digits=12, decimal_places=2)
     currency = forms.ChoiceField(choices=[(c, c) for c in money.CURRENCIES])
-    is_active = forms.BooleanField(label="Offered to customers", required=False, initial=True)
+    is_active = forms.BooleanField(label=_("Offered to customers"), required=False, initial=True)
 
 
 class OrderLineForm(forms.Form):
-    product = forms.TypedChoiceField(coerce=int, label="Product")
+    product = forms.TypedChoiceField(coerce=int, label=_("Product"))
     quantity = forms.IntegerField(min_value=1, max_value=999, initial=1)
 
     def __init__(self, *args: Any, products: Any, **kwargs: Any) -> None:
@@ -39,7 +42,7 @@ class OrderLineForm(forms.Form):
 
 
 class OrderForm(OrderLineForm):
-    site = forms.TypedChoiceField(coerce=int, label="Deliver to")
+    site = forms.TypedChoiceField(coerce=int, label=_("Deliver to"))
     supply_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
@@ -61,23 +64,26 @@ class TransitionForm(forms.Form):
 class PolicyForm(forms.Form):
     customer = forms.TypedChoiceField(coerce=int)
     device = forms.TypedChoiceField(
-        coerce=int, empty_value=None, required=False, label="Device override"
+        coerce=int, empty_value=None, required=False, label=_("Device override")
     )
     threshold_percent = forms.IntegerField(
-        min_value=0, max_value=100, initial=ReorderPolicy.DEFAULT_THRESHOLD, label="Threshold (%)"
+        min_value=0,
+        max_value=100,
+        initial=ReorderPolicy.DEFAULT_THRESHOLD,
+        label=_("Threshold (%)"),
     )
     lead_time_days = forms.IntegerField(
         min_value=0,
         max_value=365,
         initial=ReorderPolicy.DEFAULT_LEAD_TIME_DAYS,
-        label="Lead time (days)",
-        help_text="Act when the forecast says the supply empties within this many days.",
+        label=_("Lead time (days)"),
+        help_text=_("Act when the forecast says the supply empties within this many days."),
     )
     mode = forms.ChoiceField(choices=ReorderPolicy.Mode.choices, initial=ReorderPolicy.Mode.ALERT)
     requires_approval = forms.BooleanField(
         required=False,
-        label="Buyers' orders need a customer admin's approval",
-        help_text="Customer-wide; ignored for a device override.",
+        label=_("Buyers' orders need a customer admin's approval"),
+        help_text=_("Customer-wide; ignored for a device override."),
     )
 
     def __init__(self, *args: Any, customers: Any, devices: Any, **kwargs: Any) -> None:
@@ -85,7 +91,7 @@ class PolicyForm(forms.Form):
         field: Any = self.fields["customer"]
         field.choices = [(c.pk, c.name) for c in customers]
         field = self.fields["device"]
-        field.choices = [("", "All devices (customer policy)")] + [
+        field.choices = [("", _("All devices (customer policy)"))] + [
             (d.pk, f"{d.customer.name} / {d}") for d in devices
         ]
 
@@ -96,5 +102,7 @@ class PreferenceForm(forms.Form):
         for kind in EmailLog.NOTIFICATION_KINDS:
             label = EmailLog.Kind(kind).label
             self.fields[kind] = forms.BooleanField(
-                required=False, label=f"{label} emails", initial=current.get(kind, True)
+                required=False,
+                label=_("%(label)s emails") % {"label": label},
+                initial=current.get(kind, True),
             )

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
 
 from portal.tenancy import TenantModel
 
@@ -23,17 +24,17 @@ class Product(TenantModel):
     """A catalog item of a reseller, offered to all its customers."""
 
     class Kind(models.TextChoices):
-        TONER = "toner", "Toner"
-        INK = "ink", "Ink"
-        DRUM = "drum", "Drum"
-        PRINTHEAD = "printhead", "Printhead"
-        WASTE = "waste", "Waste container"
-        MAINTENANCE = "maintenance", "Maintenance kit"
-        OTHER = "other", "Other"
+        TONER = "toner", _("Toner")
+        INK = "ink", _("Ink")
+        DRUM = "drum", _("Drum")
+        PRINTHEAD = "printhead", _("Printhead")
+        WASTE = "waste", _("Waste container")
+        MAINTENANCE = "maintenance", _("Maintenance kit")
+        OTHER = "other", _("Other")
 
     class YieldUnit(models.TextChoices):
-        PAGES = "pages", "pages"
-        ML = "ml", "ml"
+        PAGES = "pages", _("pages")
+        ML = "ml", _("ml")
 
     tenant_customer_field: ClassVar[str | None] = None
 
@@ -98,9 +99,9 @@ class ReorderPolicy(TenantModel):
     Without a row the defaults below apply."""
 
     class Mode(models.TextChoices):
-        ALERT = "alert", "Alert only"
-        DRAFT = "draft", "Draft an order"
-        SUBMIT = "submit", "Submit an order"
+        ALERT = "alert", _("Alert only")
+        DRAFT = "draft", _("Draft an order")
+        SUBMIT = "submit", _("Submit an order")
 
     DEFAULT_THRESHOLD = 15
     DEFAULT_LEAD_TIME_DAYS = 7
@@ -141,16 +142,16 @@ class SupplyForecast(TenantModel):
     supplies_evaluate_sweep finds every supply with newer readings."""
 
     class Method(models.TextChoices):
-        THEIL_SEN = "theil_sen", "Trend of the readings"
-        THRESHOLD = "threshold", "Threshold only (coarse levels)"
-        STABLE = "stable", "Not falling"
-        INSUFFICIENT = "insufficient", "Not enough readings"
+        THEIL_SEN = "theil_sen", _("Trend of the readings")
+        THRESHOLD = "threshold", _("Threshold only (coarse levels)")
+        STABLE = "stable", _("Not falling")
+        INSUFFICIENT = "insufficient", _("Not enough readings")
 
     class Match(models.TextChoices):
-        PART_NUMBER = "part_number", "Part number"
-        MAPPING = "mapping", "Remembered mapping"
-        MODEL_COLOR = "model_color", "Model and colour"
-        NONE = "", "Unmatched"
+        PART_NUMBER = "part_number", _("Part number")
+        MAPPING = "mapping", _("Remembered mapping")
+        MODEL_COLOR = "model_color", _("Model and colour")
+        NONE = "", _("Unmatched")
 
     supply = models.OneToOneField(
         "devices.Supply", on_delete=models.CASCADE, primary_key=True, related_name="forecast"
@@ -260,13 +261,13 @@ class SupplyAlert(TenantModel):
     cartridge replacement (or a user). At most one open alert per supply."""
 
     class Status(models.TextChoices):
-        ARMED = "armed", "Armed"
-        SENT = "sent", "Sent"
-        CLOSED = "closed", "Closed"
+        ARMED = "armed", _("Armed")
+        SENT = "sent", _("Sent")
+        CLOSED = "closed", _("Closed")
 
     class Reason(models.TextChoices):
-        REORDER_POINT = "reorder_point", "Reorder point reached"
-        CRITICAL = "critical", "Printer reports a critical alert"
+        REORDER_POINT = "reorder_point", _("Reorder point reached")
+        CRITICAL = "critical", _("Printer reports a critical alert")
 
     supply = models.ForeignKey("devices.Supply", on_delete=models.CASCADE, related_name="+")
     device = models.ForeignKey("devices.Device", on_delete=models.CASCADE, related_name="+")
@@ -308,12 +309,12 @@ class EmailLog(TenantModel):
     `attempts` reaches the limit, then the row is `failed`."""
 
     class Kind(models.TextChoices):
-        SUPPLY_LOW = "supply_low", "Low supply"
-        PRINTER_CRITICAL = "printer_critical", "Critical printer alert"
-        COLLECTOR_SILENT = "collector_silent", "Silent data collector"
-        ORDER_STATUS = "order_status", "Order status"
-        INVITATION = "invitation", "Invitation"
-        STATEMENT = "statement", "Usage statement"
+        SUPPLY_LOW = "supply_low", _("Low supply")
+        PRINTER_CRITICAL = "printer_critical", _("Critical printer alert")
+        COLLECTOR_SILENT = "collector_silent", _("Silent data collector")
+        ORDER_STATUS = "order_status", _("Order status")
+        INVITATION = "invitation", _("Invitation")
+        STATEMENT = "statement", _("Usage statement")
 
     # The kinds a person may opt out of (NotificationPreference): an invitation is not one.
     NOTIFICATION_KINDS: ClassVar[tuple[str, ...]] = (
@@ -323,10 +324,10 @@ class EmailLog(TenantModel):
     )
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
 
     customer = models.ForeignKey(
         "accounts.Customer", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
@@ -406,19 +407,19 @@ class NotificationPreference(TenantModel):
 
 class Order(TenantModel):
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        PENDING_APPROVAL = "pending_approval", "Awaiting approval"
-        SUBMITTED = "submitted", "Submitted"
-        ACCEPTED = "accepted", "Accepted"
-        SHIPPED = "shipped", "Shipped"
-        DELIVERED = "delivered", "Delivered"
-        CANCELLED = "cancelled", "Cancelled"
-        REJECTED = "rejected", "Rejected"
+        DRAFT = "draft", _("Draft")
+        PENDING_APPROVAL = "pending_approval", _("Awaiting approval")
+        SUBMITTED = "submitted", _("Submitted")
+        ACCEPTED = "accepted", _("Accepted")
+        SHIPPED = "shipped", _("Shipped")
+        DELIVERED = "delivered", _("Delivered")
+        CANCELLED = "cancelled", _("Cancelled")
+        REJECTED = "rejected", _("Rejected")
 
     class Source(models.TextChoices):
-        CATALOG = "catalog", "Catalog"
-        SUGGESTED = "suggested", "Suggested"
-        AUTOMATIC = "automatic", "Reorder policy"
+        CATALOG = "catalog", _("Catalog")
+        SUGGESTED = "suggested", _("Suggested")
+        AUTOMATIC = "automatic", _("Reorder policy")
 
     customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="+")
     site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="+")

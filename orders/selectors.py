@@ -338,6 +338,8 @@ def order_event_list(*, ctx: TenantContext, order_id: int) -> QuerySet[Any]:
     return OrderEvent.objects.for_tenant(ctx).filter(order_id=order_id).order_by("at", "pk")
 
 
+# Machine names, never translated: an ERP maps the columns by them, whatever the language of the
+# person who downloads the file (values are codes, ISO dates and plain decimals too).
 EXPORT_HEADER = [
     "order",
     "created_at",

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils.timezone import now
+from django.utils.translation import gettext as _
 
 from accounts.models import Site
 from accounts.services import audit_record
@@ -81,21 +82,21 @@ def order_create(
 ) -> Order:
     """A new order (a draft, or submitted at once). A supply already on an open order is
     refused: the database holds one open line per supply, whoever orders it."""
-    require(ctx, ORDERING_ROLES, "place orders")
+    require(ctx, ORDERING_ROLES, _("place orders"))
     if not lines:
-        raise DomainError("An order needs at least one product.", code="order_empty")
+        raise DomainError(_("An order needs at least one product."), code="order_empty")
     site = Site.objects.for_tenant(ctx).select_related("customer").filter(pk=site_id).first()
     if site is None:
-        raise NotFoundError("No such site.")
+        raise NotFoundError(_("No such site."))
     product_ids = {line.product_id for line in lines}
     products = {
         p.pk: p for p in Product.objects.for_tenant(ctx).filter(pk__in=product_ids, is_active=True)
     }
     if set(products) != product_ids:
-        raise NotFoundError("A product is not in the catalog.")
+        raise NotFoundError(_("A product is not in the catalog."))
     currencies = {p.currency for p in products.values()}
     if len(currencies) != 1:
-        raise DomainError("One order, one currency: order these products separately.")
+        raise DomainError(_("One order, one currency: order these products separately."))
     supply_ids = {line.supply_id for line in lines if line.supply_id is not None}
     supplies = set(
         Supply.objects.for_tenant(ctx)
@@ -103,11 +104,11 @@ def order_create(
         .values_list("pk", flat=True)
     )
     if supplies != supply_ids:
-        raise NotFoundError("A supply is not one of this customer's.")
+        raise NotFoundError(_("A supply is not one of this customer's."))
     for line in lines:
         if line.quantity < 1 or line.quantity > 999:
             raise DomainError(
-                "Quantities are between 1 and 999.", fields={"quantity": ["1 to 999."]}
+                _("Quantities are between 1 and 999."), fields={"quantity": [_("1 to 999.")]}
             )
     currency = currencies.pop()
     with transaction.atomic():
@@ -155,7 +156,8 @@ def _replenishment_taken(ctx: TenantContext, supply_id: int | None) -> ConflictE
     )
     number = f"ORD-{existing:06d}" if existing else "another order"
     return ConflictError(
-        f"This supply is already being replenished by {number}; nothing was ordered twice.",
+        _("This supply is already being replenished by %(number)s; nothing was ordered twice.")
+        % {"number": number},
         code="replenishment_on_order",
     )
 
@@ -187,7 +189,7 @@ def order_submit(*, ctx: TenantContext, order_id: int) -> Order:
 def _order_for(ctx: TenantContext, order_id: int) -> Order:
     order = Order.objects.for_tenant(ctx).filter(pk=order_id).first()
     if order is None:
-        raise NotFoundError("No such order.")
+        raise NotFoundError(_("No such order."))
     return order
 
 
@@ -205,32 +207,47 @@ def order_transition(
     try:
         target = S(to)
     except ValueError:
-        raise DomainError(f"{to!r} is not an order status.", code="status_unknown") from None
+        raise DomainError(
+            _("%(to)s is not an order status.") % {"to": repr(to)}, code="status_unknown"
+        ) from None
     with transaction.atomic():
         order = Order.objects.for_tenant(ctx).select_for_update().filter(pk=order_id).first()
         if order is None:
-            raise NotFoundError("No such order.")
+            raise NotFoundError(_("No such order."))
         current = S(order.status)
         if target not in ORDER_TRANSITIONS[current]:
-            allowed = ", ".join(sorted(s.label for s in ORDER_TRANSITIONS[current])) or "none"
+            allowed = ", ".join(sorted(str(s.label) for s in ORDER_TRANSITIONS[current])) or _(
+                "none"
+            )
             raise ConflictError(
-                f"Order {order.number} is {current.label.lower()}; it cannot become "
-                f"{target.label.lower()} (possible next steps: {allowed}).",
+                _(
+                    "Order %(number)s is %(lower)s; it cannot become %(lower2)s "
+                    "(possible next steps: %(allowed)s)."
+                )
+                % {
+                    "number": order.number,
+                    "lower": current.label.lower(),
+                    "lower2": target.label.lower(),
+                    "allowed": allowed,
+                },
                 code="transition_not_allowed",
             )
         if ctx.role not in TRANSITION_ROLES[target]:
-            raise PermissionDeniedError(f"Your role may not mark an order {target.label.lower()}.")
+            raise PermissionDeniedError(
+                _("Your role may not mark an order %(lower)s.") % {"lower": target.label.lower()}
+            )
         if target == S.CANCELLED and ctx.is_customer and current not in CUSTOMER_CANCELLABLE:
             raise PermissionDeniedError(
-                f"Order {order.number} is {current.label.lower()}: ask your reseller to cancel."
+                _("Order %(number)s is %(lower)s: ask your reseller to cancel.")
+                % {"number": order.number, "lower": current.label.lower()}
             )
         if current == S.PENDING_APPROVAL and target == S.SUBMITTED:
-            require(ctx, APPROVER_ROLES, "approve orders")
+            require(ctx, APPROVER_ROLES, _("approve orders"))
         if target == S.SUBMITTED and current == S.DRAFT and ctx.role in UNTRUSTED_SUBMITTERS:
             policy = policy_effective(ctx=ctx, customer_id=order.customer_id)
             if policy.requires_approval:
                 raise ConflictError(
-                    "Orders of your company need a customer admin's approval.",
+                    _("Orders of your company need a customer admin's approval."),
                     code="approval_required",
                 )
         fields = ["status", "updated_at"]
@@ -238,7 +255,7 @@ def order_transition(
             carrier, tracking_number = carrier.strip(), tracking_number.strip()
             if not carrier or not tracking_number:
                 raise DomainError(
-                    "A shipment needs a carrier and a tracking number.",
+                    _("A shipment needs a carrier and a tracking number."),
                     code="shipment_incomplete",
                     fields={
                         k: ["This field is required."]
@@ -329,7 +346,10 @@ def _order_notify(order: Order, status: S, note: str) -> None:
         kind=kind,
         template="orders/email/order_status.txt",
         context=context,
-        subject=f"[Inkmeter] Order {order.number}: {status.label.lower()}",
+        subject=lambda: (
+            _("[Inkmeter] Order %(number)s: %(status)s")
+            % {"number": order.number, "status": str(status.label).lower()}
+        ),
         order=order,
     )
 
@@ -343,7 +363,7 @@ def order_lines_close_for_supply(*, ctx: TenantContext, supply_id: int) -> list[
         .filter(supply_id=supply_id, is_open=True, order__status=S.SHIPPED)
         .values_list("pk", "order_id")
     )
-    for _, order_id in open_lines:
+    for _line_id, order_id in open_lines:
         order_transition(
             ctx=ctx,
             order_id=order_id,
@@ -377,14 +397,14 @@ def orders_from_suggestions(
 ) -> list[Order]:
     """One order per delivery site for the chosen low supplies, each with its matched product."""
     if not supply_ids:
-        raise DomainError("Choose at least one supply.", code="order_empty")
+        raise DomainError(_("Choose at least one supply."), code="order_empty")
     rows = list(
         SupplyForecast.objects.for_tenant(ctx)
         .filter(supply_id__in=supply_ids, product__isnull=False)
         .values_list("supply_id", "product_id", "supply__device__site_id")
     )
     if len(rows) != len(set(supply_ids)):
-        raise NotFoundError("A chosen supply has no catalog product yet.")
+        raise NotFoundError(_("A chosen supply has no catalog product yet."))
     by_site: dict[int, list[LineIn]] = {}
     for supply_id, product_id, site_id in rows:
         by_site.setdefault(site_id, []).append(LineIn(product_id=product_id, supply_id=supply_id))

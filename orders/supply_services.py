@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils.timezone import now
+from django.utils.translation import gettext as _
 
 from accounts.models import Customer, Reseller
 from devices.models import Alert, CounterReading, Device, Supply, SupplyReading
@@ -623,7 +624,6 @@ def supply_alert_notify(*, alert_id: int) -> bool:
         if reseller.support_email:
             recipients.append(reseller.support_email)
         supply = alert.supply
-        label = labels.supply_label(supply)
         context = {
             "alert": alert,
             "supply": supply,
@@ -641,7 +641,10 @@ def supply_alert_notify(*, alert_id: int) -> bool:
             kind=kind,
             template="orders/email/supply_alert.txt",
             context=context,
-            subject=f"[Inkmeter] {label} low on {alert.device} ({site.name})",
+            subject=lambda: (
+                _("[Inkmeter] %(supply)s low on %(device)s (%(site)s)")
+                % {"supply": labels.supply_label(supply), "device": alert.device, "site": site.name}
+            ),
             supply_alert=alert,
         )
     return True
@@ -649,15 +652,15 @@ def supply_alert_notify(*, alert_id: int) -> bool:
 
 def supply_alert_rearm(*, ctx: TenantContext, alert_id: int) -> SupplyAlert:
     """Close a sent alert so that the next evaluation at the reorder point emails again."""
-    require(ctx, ORDERING_ROLES, "re-arm alerts")
+    require(ctx, ORDERING_ROLES, _("re-arm alerts"))
     with transaction.atomic():
         alert = SupplyAlert.objects.for_tenant(ctx).select_for_update().filter(pk=alert_id).first()
         if alert is None:
-            raise NotFoundError("No such alert.")
+            raise NotFoundError(_("No such alert."))
         if alert.status != SupplyAlert.Status.SENT:
             raise ConflictError(
-                f"This alert is {alert.get_status_display().lower()}; only a sent alert can be "
-                "re-armed.",
+                _("This alert is %(lower)s; only a sent alert can be re-armed.")
+                % {"lower": alert.get_status_display().lower()},
                 code="alert_not_sent",
             )
         alert.status = SupplyAlert.Status.CLOSED
@@ -758,7 +761,7 @@ def _claim(customer_id: int, *, asked_only: bool) -> bool:
     cannot, its message is spent: a run holding the lease sends the next task when it lets go,
     and without an ask there is nothing to do. The sweep takes any free lease."""
     rows = SupplyEvaluationClaim.unscoped.filter(customer_id=customer_id)
-    for _ in range(3):
+    for _attempt in range(3):
         moment = now()
         free = Q(claimed_until__isnull=True) | Q(claimed_until__lte=moment)
         mine = rows.filter(free, requested_at__isnull=False) if asked_only else rows.filter(free)

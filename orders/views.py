@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.timezone import now
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -110,7 +111,11 @@ def order_create(request: Any) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, f"Order {order.number} is {order.get_status_display()}.")
+            messages.success(
+                request,
+                _("Order %(number)s is %(get_status_display)s.")
+                % {"number": order.number, "get_status_display": order.get_status_display()},
+            )
             return redirect("order-detail", order_id=order.pk)
     context = {"form": form, "supply": supply, "has_products": products.exists()}
     return render(request, "orders/order_form.html", context)
@@ -129,7 +134,7 @@ def order_suggested(request: Any) -> HttpResponse:
             messages.error(request, error.message)
         else:
             numbers = ", ".join(o.number for o in orders)
-            messages.success(request, f"Ordered: {numbers}.")
+            messages.success(request, _("Ordered: %(numbers)s.") % {"numbers": numbers})
             if len(orders) == 1:
                 return redirect("order-detail", order_id=orders[0].pk)
             return redirect("order-list")
@@ -164,7 +169,7 @@ def order_transition(request: Any, order_id: int) -> HttpResponse:
     order = selectors.order_get(ctx=ctx, order_id=order_id)
     form = TransitionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose a valid next step.")
+        messages.error(request, _("Choose a valid next step."))
         return redirect("order-detail", order_id=order.pk)
     data = form.cleaned_data
     try:
@@ -182,7 +187,11 @@ def order_transition(request: Any, order_id: int) -> HttpResponse:
     except DomainError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, f"Order {order.number} is {order.get_status_display()}.")
+        messages.success(
+            request,
+            _("Order %(number)s is %(get_status_display)s.")
+            % {"number": order.number, "get_status_display": order.get_status_display()},
+        )
     return redirect("order-detail", order_id=order.pk)
 
 
@@ -214,7 +223,7 @@ def product_create(request: Any) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, f"{product.sku} added to the catalog.")
+            messages.success(request, _("%(sku)s added to the catalog.") % {"sku": product.sku})
             return redirect("product-list")
     return render(request, "orders/product_form.html", {"form": form})
 
@@ -233,7 +242,7 @@ def product_edit(request: Any, product_id: int) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, f"{product.sku} saved.")
+            messages.success(request, _("%(sku)s saved.") % {"sku": product.sku})
             return redirect("product-list")
     return render(request, "orders/product_form.html", {"form": form, "product": product})
 
@@ -254,12 +263,12 @@ def mapping_create(request: Any, supply_id: int) -> HttpResponse:
     supply = selectors.supply_get(ctx=request.ctx, supply_id=supply_id)
     product_id = request.POST.get("product", "")
     if not product_id.isdigit():
-        messages.error(request, "Choose a product.")
+        messages.error(request, _("Choose a product."))
         return redirect("mapping-list")
     catalog_services.mapping_remember(
         ctx=request.ctx, supply_id=supply.pk, product_id=int(product_id)
     )
-    messages.success(request, "Mapping remembered for every supply like this one.")
+    messages.success(request, _("Mapping remembered for every supply like this one."))
     return redirect("mapping-list")
 
 
@@ -298,7 +307,7 @@ def policy_list(request: Any) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, "Reorder policy saved.")
+            messages.success(request, _("Reorder policy saved."))
             return redirect("policy-list")
     context = {
         "form": form,
@@ -321,7 +330,7 @@ def policy_delete(request: Any, policy_id: int) -> HttpResponse:
     except DomainError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, "Device override removed; the customer policy applies.")
+        messages.success(request, _("Device override removed; the customer policy applies."))
     return redirect("policy-list")
 
 
@@ -335,7 +344,7 @@ def supply_alert_rearm(request: Any, supply_alert_id: int) -> HttpResponse:
     except DomainError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, "Alert re-armed: the next low reading emails again.")
+        messages.success(request, _("Alert re-armed: the next low reading emails again."))
     return redirect("order-suggested")
 
 
@@ -367,7 +376,7 @@ def preference_edit(request: Any) -> HttpResponse:
     form = PreferenceForm(request.POST or None, current=selectors.preference_map(ctx=ctx))
     if request.method == "POST" and form.is_valid():
         catalog_services.preferences_set(ctx=ctx, choices=form.cleaned_data)
-        messages.success(request, "Email preferences saved.")
+        messages.success(request, _("Email preferences saved."))
         return redirect("preference-edit")
     return render(request, "orders/preference_form.html", {"form": form})
 

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from asgiref.local import Local
 from django.conf import settings
 from django.utils import dateformat, numberformat, timezone
+from django.utils.translation import ngettext
 from django.utils.translation.trans_real import parse_accept_lang_header
 
 from portal.money import minor_units, round_money, round_places
@@ -218,7 +219,7 @@ def days(value: Any) -> str:
     if amount is None:
         return ""
     whole = round_places(amount, 0)
-    return f"{number(whole, 0)} day{'' if abs(whole) == 1 else 's'}"
+    return ngettext("%(days)s day", "%(days)s days", abs(int(whole))) % {"days": number(whole, 0)}
 
 
 def money(value: Any, currency: str, *, places: int | None = None) -> str:

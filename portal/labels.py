@@ -12,114 +12,116 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from django.template.defaultfilters import pluralize
+from django.utils.translation import gettext as _t
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from portal import formatting
 from portal.tenancy import Role
 
 # The counters of the wire contract (devices/protocol/telemetry-v1.md).
 COUNTERS = {
-    "impressions.total": "Impressions",
-    "impressions.mono": "Mono impressions",
-    "impressions.color": "Colour impressions",
-    "sheets.total": "Sheets",
-    "media.area": "Media area",
-    "media.length": "Media length",
-    "ink.used": "Ink used",
-    "ink.used.nongenuine": "Non-genuine ink used",
-    "scan.area": "Scan area",
-    "scan.pages": "Scanned pages",
-    "copy.impressions": "Copy impressions",
-    "jobs.total": "Jobs",
+    "impressions.total": _("Impressions"),
+    "impressions.mono": _("Mono impressions"),
+    "impressions.color": _("Colour impressions"),
+    "sheets.total": _("Sheets"),
+    "media.area": _("Media area"),
+    "media.length": _("Media length"),
+    "ink.used": _("Ink used"),
+    "ink.used.nongenuine": _("Non-genuine ink used"),
+    "scan.area": _("Scan area"),
+    "scan.pages": _("Scanned pages"),
+    "copy.impressions": _("Copy impressions"),
+    "jobs.total": _("Jobs"),
 }
 # What a counter counts, by its name: senders do not always say (or say "impressions" for
 # sheets), and the page should not repeat their mistake.
 COUNTER_UNITS = {
-    "impressions.total": "impressions",
-    "impressions.mono": "impressions",
-    "impressions.color": "impressions",
-    "sheets.total": "sheets",
+    "impressions.total": _("impressions"),
+    "impressions.mono": _("impressions"),
+    "impressions.color": _("impressions"),
+    "sheets.total": _("sheets"),
     "media.area": "m²",
     "media.length": "m",
     "ink.used": "ml",
     "ink.used.nongenuine": "ml",
     "scan.area": "m²",
-    "scan.pages": "pages",
-    "copy.impressions": "impressions",
-    "jobs.total": "jobs",
+    "scan.pages": _("pages"),
+    "copy.impressions": _("impressions"),
+    "jobs.total": _("jobs"),
 }
 UNITS = {"m2": "m²", "percent": "%"}
 
 SUPPLY_KINDS = {
-    "toner": "toner",
-    "ink": "ink",
-    "drum": "drum",
-    "printhead": "printhead",
-    "waste": "waste container",
-    "maintenance": "maintenance kit",
-    "fuser": "fuser",
-    "staples": "staples",
-    "media": "media",
+    "toner": _("toner"),
+    "ink": _("ink"),
+    "drum": _("drum"),
+    "printhead": _("printhead"),
+    "waste": _("waste container"),
+    "maintenance": _("maintenance kit"),
+    "fuser": _("fuser"),
+    "staples": _("staples"),
+    "media": _("media"),
 }
 
 # RFC 3805 alert codes (the collector sends "<group>.<code>") and the portal's own.
 ALERTS = {
-    "device.offline": "The printer stopped reporting",
-    "media.jam": "Paper jam",
-    "jam": "Paper jam",
-    "cover_open": "A cover is open",
-    "door_open": "A door is open",
-    "interlock_open": "An interlock is open",
-    "subunit_missing": "A part is missing",
-    "subunit_life_almost_over": "A part is nearly worn out",
-    "subunit_life_over": "A part is worn out",
-    "subunit_almost_empty": "A supply is almost empty",
-    "subunit_empty": "A supply is empty",
-    "subunit_almost_full": "A container is almost full",
-    "subunit_full": "A container is full",
-    "subunit_offline": "A part is offline",
-    "subunit_warming_up": "Warming up",
-    "subunit_recoverable_failure": "A part failed and recovered",
-    "subunit_unrecoverable_failure": "A part failed",
-    "input_media_tray_missing": "A paper tray is missing",
-    "input_media_supply_low": "Paper is running low",
-    "input_media_supply_empty": "Out of paper",
-    "input_media_change_request": "Load different paper",
-    "input_manual_input_request": "Load paper in the manual feed",
-    "output_media_tray_missing": "The output tray is missing",
-    "output_media_tray_almost_full": "The output tray is almost full",
-    "output_media_tray_full": "The output tray is full",
-    "marker_fuser_under_temperature": "The fuser is too cold",
-    "marker_fuser_over_temperature": "The fuser is too hot",
-    "marker_toner_empty": "Toner is empty",
-    "marker_ink_empty": "Ink is empty",
-    "marker_toner_almost_empty": "Toner is almost empty",
-    "marker_ink_almost_empty": "Ink is almost empty",
-    "marker_waste_toner_receptacle_almost_full": "The waste toner container is almost full",
-    "marker_waste_ink_receptacle_almost_full": "The waste ink container is almost full",
-    "marker_waste_toner_receptacle_full": "The waste toner container is full",
-    "marker_waste_ink_receptacle_full": "The waste ink container is full",
-    "marker_opc_life_almost_over": "The drum is nearly worn out",
-    "marker_opc_life_over": "The drum is worn out",
+    "device.offline": _("The printer stopped reporting"),
+    "media.jam": _("Paper jam"),
+    "jam": _("Paper jam"),
+    "cover_open": _("A cover is open"),
+    "door_open": _("A door is open"),
+    "interlock_open": _("An interlock is open"),
+    "subunit_missing": _("A part is missing"),
+    "subunit_life_almost_over": _("A part is nearly worn out"),
+    "subunit_life_over": _("A part is worn out"),
+    "subunit_almost_empty": _("A supply is almost empty"),
+    "subunit_empty": _("A supply is empty"),
+    "subunit_almost_full": _("A container is almost full"),
+    "subunit_full": _("A container is full"),
+    "subunit_offline": _("A part is offline"),
+    "subunit_warming_up": _("Warming up"),
+    "subunit_recoverable_failure": _("A part failed and recovered"),
+    "subunit_unrecoverable_failure": _("A part failed"),
+    "input_media_tray_missing": _("A paper tray is missing"),
+    "input_media_supply_low": _("Paper is running low"),
+    "input_media_supply_empty": _("Out of paper"),
+    "input_media_change_request": _("Load different paper"),
+    "input_manual_input_request": _("Load paper in the manual feed"),
+    "output_media_tray_missing": _("The output tray is missing"),
+    "output_media_tray_almost_full": _("The output tray is almost full"),
+    "output_media_tray_full": _("The output tray is full"),
+    "marker_fuser_under_temperature": _("The fuser is too cold"),
+    "marker_fuser_over_temperature": _("The fuser is too hot"),
+    "marker_toner_empty": _("Toner is empty"),
+    "marker_ink_empty": _("Ink is empty"),
+    "marker_toner_almost_empty": _("Toner is almost empty"),
+    "marker_ink_almost_empty": _("Ink is almost empty"),
+    "marker_waste_toner_receptacle_almost_full": _("The waste toner container is almost full"),
+    "marker_waste_ink_receptacle_almost_full": _("The waste ink container is almost full"),
+    "marker_waste_toner_receptacle_full": _("The waste toner container is full"),
+    "marker_waste_ink_receptacle_full": _("The waste ink container is full"),
+    "marker_opc_life_almost_over": _("The drum is nearly worn out"),
+    "marker_opc_life_over": _("The drum is worn out"),
 }
 
 # Why the portal refused a sender's signature (devices.services.credential_check).
 AUTH_FAILURES = {
-    "bad_signature": "The signature did not match: the sender has another secret",
-    "stale_timestamp": "The sender's clock is off by more than five minutes",
-    "revoked": "The credential is revoked",
+    "bad_signature": _("The signature did not match: the sender has another secret"),
+    "stale_timestamp": _("The sender's clock is off by more than five minutes"),
+    "revoked": _("The credential is revoked"),
 }
 
 FLAGS = {
-    "reset": "counter reset",
-    "board_swap": "board swapped",
-    "first_reading_in_window": "first reading inside the period",
-    "no_readings": "no readings",
-    "carried_forward": "carried forward",
-    "estimated": "estimated",
-    "estimate_offset": "estimate corrected",
-    "no_rate": "no price",
-    "prorated": "prorated",
+    "reset": _("counter reset"),
+    "board_swap": _("board swapped"),
+    "first_reading_in_window": _("first reading inside the period"),
+    "no_readings": _("no readings"),
+    "carried_forward": _("carried forward"),
+    "estimated": _("estimated"),
+    "estimate_offset": _("estimate corrected"),
+    "no_rate": _("no price"),
+    "prorated": _("prorated"),
 }
 
 
@@ -135,24 +137,25 @@ def unit_label(unit: str) -> str:
 
 def counter_label(name: str, media_type: str = "", color: str = "") -> str:
     """Colour impressions; Ink used, cyan; Media area, Coated Paper."""
-    label = COUNTERS.get(name) or words(name)
+    label = str(COUNTERS.get(name) or words(name))
     qualifiers = ", ".join(q for q in (media_type, color) if q)
     return f"{label}, {qualifiers}" if qualifiers else label
 
 
 def counter_unit(name: str, reported_unit: str = "") -> str:
-    return COUNTER_UNITS.get(name) or unit_label(reported_unit)
+    return str(COUNTER_UNITS.get(name) or unit_label(reported_unit))
 
 
 def supply_kind_label(kind: str) -> str:
-    return SUPPLY_KINDS.get(kind, words(kind).lower())
+    return str(SUPPLY_KINDS.get(kind) or words(kind).lower())
 
 
 def supply_key_label(supply_key: str) -> str:
     """A supply named only by its key: "ink-matte-black" -> "Matte black ink"."""
     kind, _, colour = str(supply_key or "").partition("-")
     if kind in SUPPLY_KINDS and colour:
-        return f"{words(colour)} {SUPPLY_KINDS[kind]}"
+        # Translators: a supply by colour and kind, "Matte black ink".
+        return _t("%(colour)s %(kind)s") % {"colour": words(colour), "kind": SUPPLY_KINDS[kind]}
     return words(supply_key)
 
 
@@ -163,7 +166,10 @@ def supply_label(supply: Any) -> str:
         return str(description)
     color, kind = getattr(supply, "color", "") or "", getattr(supply, "kind", "") or ""
     if color and kind:
-        return f"{color.capitalize()} {supply_kind_label(kind)}"
+        return _t("%(colour)s %(kind)s") % {
+            "colour": color.capitalize(),
+            "kind": supply_kind_label(kind),
+        }
     return supply_key_label(getattr(supply, "supply_key", "") or kind)
 
 
@@ -173,11 +179,13 @@ def alert_label(code: str, description: str = "") -> str:
         return description
     code = str(code or "")
     if code.startswith("supply.low."):
-        return f"{supply_key_label(code.removeprefix('supply.low.'))} is low"
+        return _t("%(supply)s is low") % {
+            "supply": supply_key_label(code.removeprefix("supply.low."))
+        }
     if code in ALERTS:
-        return ALERTS[code]
+        return str(ALERTS[code])
     last = code.rsplit(".", 1)[-1]
-    return ALERTS.get(last) or words(last)
+    return str(ALERTS.get(last) or words(last))
 
 
 def device_name(device: Any) -> str:
@@ -186,11 +194,11 @@ def device_name(device: Any) -> str:
 
 
 def flag_label(flag: str) -> str:
-    return FLAGS.get(flag, words(flag).lower())
+    return str(FLAGS.get(flag) or words(flag).lower())
 
 
 def auth_failure_label(reason: str) -> str:
-    return AUTH_FAILURES.get(reason, words(reason))
+    return str(AUTH_FAILURES.get(reason) or words(reason))
 
 
 def role_label(role: str) -> str:
@@ -203,21 +211,21 @@ def role_label(role: str) -> str:
 # --- Audit trail --------------------------------------------------------------------------------
 
 AUDIT_GROUPS = {
-    "customer": "Customers",
-    "site": "Sites",
-    "invitation": "Invitations",
-    "membership": "Users and roles",
-    "api_token": "API tokens",
-    "webhook": "Webhooks",
-    "credential": "Collectors and printer credentials",
-    "contract": "Contracts",
-    "plan": "Price plans",
-    "statement": "Statements",
-    "order": "Orders",
-    "product": "Catalog",
-    "policy": "Reorder policies",
-    "operator": "Operator access",
-    "admin": "Operator admin pages",
+    "customer": _("Customers"),
+    "site": _("Sites"),
+    "invitation": _("Invitations"),
+    "membership": _("Users and roles"),
+    "api_token": _("API tokens"),
+    "webhook": _("Webhooks"),
+    "credential": _("Collectors and printer credentials"),
+    "contract": _("Contracts"),
+    "plan": _("Price plans"),
+    "statement": _("Statements"),
+    "order": _("Orders"),
+    "product": _("Catalog"),
+    "policy": _("Reorder policies"),
+    "operator": _("Operator access"),
+    "admin": _("Operator admin pages"),
 }
 
 
@@ -242,8 +250,10 @@ def _status(value: Any) -> str:
 def _fields(detail: Mapping[str, Any]) -> str:
     names = [words(k).lower() for k in detail]
     if not names:
-        return "its details"
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        return _t("its details")
+    if len(names) == 1:
+        return names[0]
+    return _t("%(names)s and %(last)s") % {"names": ", ".join(names[:-1]), "last": names[-1]}
 
 
 def _day(value: Any) -> str:
@@ -256,118 +266,205 @@ def _day(value: Any) -> str:
 
 
 def _order_number(object_id: str) -> str:
-    return f"ORD-{int(object_id):06d}" if str(object_id).isdigit() else "an order"
+    return f"ORD-{int(object_id):06d}" if str(object_id).isdigit() else _t("an order")
 
 
 def audit_sentence(action: str, detail: Mapping[str, Any] | None, object_id: str = "") -> str:
     """One audit row as a sentence: "Added printer S1X… to contract PPU-2026-001 from 1.10.2026"."""
     d: Mapping[str, Any] = detail or {}
     get = d.get
+
+    def role(key: str) -> str:
+        return role_label(get(key, "")).lower()
+
+    def count(key: str) -> int:
+        try:
+            return int(get(key, 0) or 0)
+        except (TypeError, ValueError):
+            return 0
+
     sentences: dict[str, Any] = {
-        "reseller.create": lambda: "Created the reseller.",
+        "reseller.create": lambda: _t("Created the reseller."),
         "reseller.update": lambda: (
-            "Changed the reseller's settings"
-            + (" and replaced the logo." if get("logo") == "replaced" else ".")
+            _t("Changed the reseller's settings and replaced the logo.")
+            if get("logo") == "replaced"
+            else _t("Changed the reseller's settings.")
         ),
-        "customer.create": lambda: f"Added the customer {_quoted(get('name', ''))}.",
-        "customer.update": lambda: f"Changed a customer's {_fields(d)}.",
-        "site.create": lambda: f"Added the site {_quoted(get('name', ''))}.",
-        "site.update": lambda: f"Changed a site's {_fields(d)}.",
+        "customer.create": lambda: (
+            _t("Added the customer %(name)s.") % {"name": _quoted(get("name", ""))}
+        ),
+        "customer.update": lambda: _t("Changed a customer's %(fields)s.") % {"fields": _fields(d)},
+        "site.create": lambda: _t("Added the site %(name)s.") % {"name": _quoted(get("name", ""))},
+        "site.update": lambda: _t("Changed a site's %(fields)s.") % {"fields": _fields(d)},
         "invitation.create": lambda: (
-            f"Invited {get('email', 'someone')} as {role_label(get('role', '')).lower()}."
+            _t("Invited %(email)s as %(role)s.")
+            % {"email": get("email", _t("someone")), "role": role("role")}
         ),
-        "invitation.revoke": lambda: "Revoked an invitation.",
+        "invitation.revoke": lambda: _t("Revoked an invitation."),
         "invitation.accept": lambda: (
-            f"{get('email', 'Someone')} accepted an invitation as "
-            f"{role_label(get('role', '')).lower()}."
+            _t("%(email)s accepted an invitation as %(role)s.")
+            % {"email": get("email", _t("Someone")), "role": role("role")}
         ),
         "membership.role": lambda: (
-            f"Changed a user's role from "
-            f"{role_label(get('from', '')).lower()} to {role_label(get('to', '')).lower()}."
+            _t("Changed a user's role from %(from)s to %(to)s.")
+            % {"from": role("from"), "to": role("to")}
         ),
         "membership.remove": lambda: (
-            f"Removed {get('email', 'a user')} ({role_label(get('role', '')).lower()})."
+            _t("Removed %(email)s (%(role)s).")
+            % {"email": get("email", _t("a user")), "role": role("role")}
         ),
-        "api_token.create": lambda: f"Created the API token {_quoted(get('name', ''))}.",
-        "api_token.revoke": lambda: "Revoked an API token.",
-        "webhook.create": lambda: f"Added the webhook endpoint {get('url', '')}.",
-        "webhook.update": lambda: f"Changed a webhook endpoint's {_fields(d)}.",
-        "webhook.rotate": lambda: "Made a new signing secret for a webhook endpoint.",
-        "webhook.redeliver": lambda: f"Sent the {get('event', '')} event of a webhook again.",
+        "api_token.create": lambda: (
+            _t("Created the API token %(name)s.") % {"name": _quoted(get("name", ""))}
+        ),
+        "api_token.revoke": lambda: _t("Revoked an API token."),
+        "webhook.create": lambda: (
+            _t("Added the webhook endpoint %(url)s.") % {"url": get("url", "")}
+        ),
+        "webhook.update": lambda: (
+            _t("Changed a webhook endpoint's %(fields)s.") % {"fields": _fields(d)}
+        ),
+        "webhook.rotate": lambda: _t("Made a new signing secret for a webhook endpoint."),
+        "webhook.redeliver": lambda: (
+            _t("Sent the %(event)s event of a webhook again.") % {"event": get("event", "")}
+        ),
         "credential.create": lambda: (
-            f"Created the {words(get('kind', '')).lower()} credential {_quoted(get('name', ''))}."
+            _t("Created the %(kind)s credential %(name)s.")
+            % {"kind": words(get("kind", "")).lower(), "name": _quoted(get("name", ""))}
         ),
         "credential.rotate": lambda: (
-            "Issued a new secret for a credential; the old one works "
-            f"for {get('grace_hours', '?')} more hour{pluralize(get('grace_hours', 0))}."
+            ngettext(
+                "Issued a new secret for a credential; the old one works for %(count)s more hour.",
+                "Issued a new secret for a credential; the old one works for %(count)s more hours.",
+                count("grace_hours"),
+            )
+            % {"count": get("grace_hours", "?")}
         ),
-        "credential.revoke": lambda: "Revoked a credential.",
+        "credential.revoke": lambda: _t("Revoked a credential."),
         "collector.configure": lambda: (
-            "Changed a collector's configuration: polls every "
-            f"{get('poll_interval_minutes', '?')} minutes, uploads every "
-            f"{get('upload_interval_minutes', '?')} minutes."
+            _t(
+                "Changed a collector's configuration: polls every %(poll)s minutes, "
+                "uploads every %(upload)s minutes."
+            )
+            % {
+                "poll": get("poll_interval_minutes", "?"),
+                "upload": get("upload_interval_minutes", "?"),
+            }
         ),
         "telemetry_policy.update": lambda: (
-            "Changed what printers may report of their jobs: "
-            f"job names {words(get('job_names', '')).lower()}, "
-            f"user names {words(get('user_names', '')).lower()}."
+            _t(
+                "Changed what printers may report of their jobs: "
+                "job names %(job_names)s, user names %(user_names)s."
+            )
+            % {
+                "job_names": words(get("job_names", "")).lower(),
+                "user_names": words(get("user_names", "")).lower(),
+            }
         ),
-        "plan.create": lambda: f"Created the price plan {_quoted(get('name', ''))}.",
+        "plan.create": lambda: (
+            _t("Created the price plan %(name)s.") % {"name": _quoted(get("name", ""))}
+        ),
         "plan.revise": lambda: (
-            f"Revised a price plan: version {get('version', '?')} applies "
-            f"from {_day(get('effective_from', ''))}."
+            _t("Revised a price plan: version %(version)s applies from %(day)s.")
+            % {"version": get("version", "?"), "day": _day(get("effective_from", ""))}
         ),
-        "contract.create": lambda: f"Created the contract {get('ref', '')}.",
-        "contract.update": lambda: f"Changed a contract's {_fields(d)}.",
+        "contract.create": lambda: _t("Created the contract %(ref)s.") % {"ref": get("ref", "")},
+        "contract.update": lambda: _t("Changed a contract's %(fields)s.") % {"fields": _fields(d)},
         "contract.device_add": lambda: (
-            f"Added the printer {get('device', '')} to a contract "
-            f"from {_day(get('joined_on', ''))}."
+            _t("Added the printer %(device)s to a contract from %(day)s.")
+            % {"device": get("device", ""), "day": _day(get("joined_on", ""))}
         ),
         "contract.device_remove": lambda: (
-            f"Took the printer {get('device', '')} off a contract after {_day(get('left_on', ''))}."
+            _t("Took the printer %(device)s off a contract after %(day)s.")
+            % {"device": get("device", ""), "day": _day(get("left_on", ""))}
         ),
         "counter.correct": lambda: (
-            f"Corrected a printer's {counter_label(get('counter', ''))} "
-            f"reading to {formatting.number(get('value'))}."
+            _t("Corrected a printer's %(counter)s reading to %(value)s.")
+            % {
+                "counter": counter_label(get("counter", "")),
+                "value": formatting.number(get("value")),
+            }
         ),
-        "statement.finalise": lambda: f"Finalised statement No. {get('number', '')}.",
-        "statement.adjust": lambda: f"Drafted an adjustment to statement No. {get('adjusts', '')}.",
+        "statement.finalise": lambda: (
+            _t("Finalised statement No. %(number)s.") % {"number": get("number", "")}
+        ),
+        "statement.adjust": lambda: (
+            _t("Drafted an adjustment to statement No. %(number)s.")
+            % {"number": get("adjusts", "")}
+        ),
         "order.create": lambda: (
-            f"Placed order {_order_number(object_id)} with "
-            f"{get('lines', 0)} line{pluralize(get('lines', 0))}."
+            ngettext(
+                "Placed order %(order)s with %(count)s line.",
+                "Placed order %(order)s with %(count)s lines.",
+                count("lines"),
+            )
+            % {"order": _order_number(object_id), "count": get("lines", 0)}
         ),
         "order.transition": lambda: (
-            f"Moved order {_order_number(object_id)} from "
-            f"{_status(get('from', ''))} to {_status(get('to', ''))}."
+            _t("Moved order %(order)s from %(from)s to %(to)s.")
+            % {
+                "order": _order_number(object_id),
+                "from": _status(get("from", "")),
+                "to": _status(get("to", "")),
+            }
         ),
-        "product.create": lambda: f"Added {get('sku', 'a product')} to the catalog.",
-        "product.update": lambda: f"Changed the catalog product {get('sku', '')}.",
+        "product.create": lambda: (
+            _t("Added %(sku)s to the catalog.") % {"sku": get("sku", _t("a product"))}
+        ),
+        "product.update": lambda: (
+            _t("Changed the catalog product %(sku)s.") % {"sku": get("sku", "")}
+        ),
         "mapping.remember": lambda: (
-            f"Matched part {get('part_number', '')} to the catalog product {get('sku', '')}."
+            _t("Matched part %(part)s to the catalog product %(sku)s.")
+            % {"part": get("part_number", ""), "sku": get("sku", "")}
         ),
         "policy.set": lambda: (
-            "Set a reorder policy"
-            + (" for one printer" if get("device_id") else "")
-            + f": reorder at {formatting.percent(get('threshold_percent'))}, "
-            f"{get('lead_time_days', '?')} day{pluralize(get('lead_time_days', 0))} lead time, "
-            f"{_policy_mode(get('mode', ''))}."
+            (
+                ngettext(
+                    "Set a reorder policy: reorder at %(threshold)s, "
+                    "%(count)s day lead time, %(mode)s.",
+                    "Set a reorder policy: reorder at %(threshold)s, "
+                    "%(count)s days lead time, %(mode)s.",
+                    count("lead_time_days"),
+                )
+                if not get("device_id")
+                else ngettext(
+                    "Set a reorder policy for one printer: reorder at %(threshold)s, "
+                    "%(count)s day lead time, %(mode)s.",
+                    "Set a reorder policy for one printer: reorder at %(threshold)s, "
+                    "%(count)s days lead time, %(mode)s.",
+                    count("lead_time_days"),
+                )
+            )
+            % {
+                "threshold": formatting.percent(get("threshold_percent")),
+                "count": get("lead_time_days", "?"),
+                "mode": _policy_mode(get("mode", "")),
+            }
         ),
-        "policy.delete": lambda: "Removed a printer's own reorder policy.",
+        "policy.delete": lambda: _t("Removed a printer's own reorder policy."),
         "operator.access": lambda: (
-            "A platform operator opened this page"
-            + (f" ({get('method')})" if get("method") not in (None, "GET") else "")
-            + "."
+            _t("A platform operator opened this page (%(method)s).") % {"method": get("method")}
+            if get("method") not in (None, "GET")
+            else _t("A platform operator opened this page.")
         ),
         "admin.list": lambda: (
-            f"A platform operator listed {get('rows', 'some')} "
-            f"row{pluralize(get('rows', 0))} in the admin."
+            ngettext(
+                "A platform operator listed %(count)s row in the admin.",
+                "A platform operator listed %(count)s rows in the admin.",
+                count("rows"),
+            )
+            % {"count": get("rows", "?")}
         ),
-        "admin.view": lambda: "A platform operator opened a record in the admin.",
-        "admin.change": lambda: "A platform operator changed a record in the admin.",
-        "admin.add": lambda: "A platform operator added a record in the admin.",
+        "admin.view": lambda: _t("A platform operator opened a record in the admin."),
+        "admin.change": lambda: _t("A platform operator changed a record in the admin."),
+        "admin.add": lambda: _t("A platform operator added a record in the admin."),
         "admin.delete": lambda: (
-            f"A platform operator deleted {get('rows', 'some')} "
-            f"row{pluralize(get('rows', 0))} in the admin."
+            ngettext(
+                "A platform operator deleted %(count)s row in the admin.",
+                "A platform operator deleted %(count)s rows in the admin.",
+                count("rows"),
+            )
+            % {"count": get("rows", "?")}
         ),
     }
     make = sentences.get(action)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.html import escape
 
-from portal import formatting
+from portal import formatting, i18n
 from portal.api import error_body
 
 NUL_MESSAGE = "Text must not contain NUL (\\x00) characters."
@@ -65,16 +65,22 @@ class RejectNulMiddleware:
 
 
 class PreferencesMiddleware:
-    """Formats the request's pages in the signed-in user's time zone and locale
-    (portal/formatting.py); anonymous pages in the installation's zone and the browser's
-    language. The user row is the one AuthenticationMiddleware loads: no query of its own."""
+    """Writes the request's pages in the signed-in user's language, time zone and locale
+    (portal/i18n.py, portal/formatting.py); anonymous pages in the language LocaleMiddleware
+    took from the browser (the switch's cookie, then Accept-Language), the installation's zone
+    and the browser's locale. The user row is the one AuthenticationMiddleware loads: no query
+    of its own."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path.startswith("/api/"):
-            # The API's datetimes stay in UTC for every caller (DRF renders the active zone).
+            # The API's datetimes stay in UTC for every caller (DRF renders the active zone), and
+            # its messages in English, like its codes: they are read by the people who program
+            # against it, whatever a browser on the same session asks for.
+            translation.activate("en")
+            request.LANGUAGE_CODE = "en"
             return self.get_response(request)
         user = getattr(request, "user", None)
         signed_in = user is not None and user.is_authenticated
@@ -82,6 +88,14 @@ class PreferencesMiddleware:
             formatting.locale_from_accept_language(request.META.get("HTTP_ACCEPT_LANGUAGE", ""))
             or formatting.default_locale()
         )
+        language = i18n.language_of(user) if signed_in else None
+        if language:
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
+            if not getattr(user, "locale", "") and locale.split("-")[0] != language:
+                # German pages with 12/31/2026 and "11:24 nachm." read wrong: without a chosen
+                # locale, the language's own conventions, not the browser's of another language.
+                locale = formatting.locale_from_accept_language(language) or locale
         formatting.activate(locale)
         timezone.activate(formatting.zone_of(getattr(user, "time_zone", "") if signed_in else ""))
         try:

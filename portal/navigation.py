@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.urls import NoReverseMatch, reverse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 from portal.tenancy import ADMIN_ROLES, CUSTOMER_ROLES, RESELLER_ROLES, Role, TenantContext
 
@@ -19,44 +21,44 @@ REORDER_POLICY_EDITORS = frozenset(
 
 @dataclass(frozen=True)
 class Link:
-    label: str
+    label: str | Promise
     url_name: str
     roles: frozenset[Role]
 
 
-SECTIONS: list[tuple[str, list[Link]]] = [
+SECTIONS: list[tuple[str | Promise, list[Link]]] = [
     (
-        "Overview",
+        _("Overview"),
         [
-            Link("Dashboard", "dashboard", EVERYONE),
-            Link("Devices", "device-list", EVERYONE),
-            Link("Supplies", "supply-list", EVERYONE),
-            Link("Alerts", "alert-list", EVERYONE),
+            Link(_("Dashboard"), "dashboard", EVERYONE),
+            Link(_("Devices"), "device-list", EVERYONE),
+            Link(_("Supplies"), "supply-list", EVERYONE),
+            Link(_("Alerts"), "alert-list", EVERYONE),
         ],
     ),
     (
-        "Business",
+        _("Business"),
         [
-            Link("Customers", "customer-list", RESELLER_SIDE),
-            Link("Orders", "order-list", EVERYONE),
-            Link("Catalog", "product-list", RESELLER_SIDE),
-            Link("Statements", "statement-list", FINANCE | CUSTOMER_ROLES),
-            Link("Price plans", "plan-list", FINANCE),
-            Link("Contracts", "contract-list", FINANCE),
+            Link(_("Customers"), "customer-list", RESELLER_SIDE),
+            Link(_("Orders"), "order-list", EVERYONE),
+            Link(_("Catalog"), "product-list", RESELLER_SIDE),
+            Link(_("Statements"), "statement-list", FINANCE | CUSTOMER_ROLES),
+            Link(_("Price plans"), "plan-list", FINANCE),
+            Link(_("Contracts"), "contract-list", FINANCE),
         ],
     ),
     (
-        "Settings",
+        _("Settings"),
         [
-            Link("Reseller", "reseller-settings", ADMIN_ROLES),
-            Link("Collectors", "credential-list", ADMIN_ROLES),
-            Link("Collector health", "collector-health", ADMIN_ROLES | {Role.RESELLER_SUPPORT}),
-            Link("Users", "user-list", ADMIN_ROLES),
-            Link("API tokens", "api-token-list", ADMIN_ROLES),
-            Link("Webhooks", "webhook-list", ADMIN_ROLES),
-            Link("Audit log", "audit-list", ADMIN_ROLES),
-            Link("Reorder policies", "policy-list", REORDER_POLICY_EDITORS),
-            Link("Emails", "email-list", EVERYONE),
+            Link(_("Reseller"), "reseller-settings", ADMIN_ROLES),
+            Link(_("Collectors"), "credential-list", ADMIN_ROLES),
+            Link(_("Collector health"), "collector-health", ADMIN_ROLES | {Role.RESELLER_SUPPORT}),
+            Link(_("Users"), "user-list", ADMIN_ROLES),
+            Link(_("API tokens"), "api-token-list", ADMIN_ROLES),
+            Link(_("Webhooks"), "webhook-list", ADMIN_ROLES),
+            Link(_("Audit log"), "audit-list", ADMIN_ROLES),
+            Link(_("Reorder policies"), "policy-list", REORDER_POLICY_EDITORS),
+            Link(_("Emails"), "email-list", EVERYONE),
         ],
     ),
 ]

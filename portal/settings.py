@@ -68,6 +68,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The browser's language (its language cookie, then Accept-Language); after the session,
+    # before CommonMiddleware. PreferencesMiddleware puts a signed-in user's own choice over it.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "portal.middleware.RejectNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -394,7 +397,19 @@ CONTENT_SECURITY_POLICY = {
 
 # --- Internationalisation: datetimes are aware and stored in UTC ----------------------------
 
-LANGUAGE_CODE = "en-us"
+# The language of pages for people who chose none and whose browser asks for none we have,
+# and of emails to addresses that belong to no user (a site's contact, a support inbox).
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
+# The languages the portal is translated into (locale/<code>/LC_MESSAGES/django.po). A user's
+# own choice (accounts.User.language) is one of these codes.
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# The cookie the language switch sets for visitors who are not signed in (and for the browser
+# of those who are, so that the sign-in page after a sign-out keeps the language).
+LANGUAGE_COOKIE_NAME = "inkmeter_language"
+LANGUAGE_COOKIE_AGE = 60 * 60 * 24 * 365
+LANGUAGE_COOKIE_SECURE = not DEBUG
+LANGUAGE_COOKIE_HTTPONLY = True
 # The installation's time zone and number/date conventions (portal/formatting.py): for
 # documents and emails, and for users who chose none (they set their own under Preferences).
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")

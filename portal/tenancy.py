@@ -23,6 +23,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils.translation import gettext_lazy as _
 
 from portal import rls
 from portal.errors import NotFoundError, PermissionDeniedError
@@ -32,14 +33,14 @@ if TYPE_CHECKING:
 
 
 class Role(models.TextChoices):
-    OPERATOR = "operator", "Platform operator"
-    RESELLER_ADMIN = "reseller_admin", "Reseller admin"
-    RESELLER_FINANCE = "reseller_finance", "Reseller finance"
-    RESELLER_SUPPORT = "reseller_support", "Reseller support"
-    CUSTOMER_ADMIN = "customer_admin", "Customer admin"
-    CUSTOMER_BUYER = "customer_buyer", "Customer buyer"
+    OPERATOR = "operator", _("Platform operator")
+    RESELLER_ADMIN = "reseller_admin", _("Reseller admin")
+    RESELLER_FINANCE = "reseller_finance", _("Reseller finance")
+    RESELLER_SUPPORT = "reseller_support", _("Reseller support")
+    CUSTOMER_ADMIN = "customer_admin", _("Customer admin")
+    CUSTOMER_BUYER = "customer_buyer", _("Customer buyer")
     # Not a membership role: Celery tasks, ingestion and management commands acting for a tenant.
-    SYSTEM = "system", "System"
+    SYSTEM = "system", _("System")
 
 
 RESELLER_ROLES = frozenset({Role.RESELLER_ADMIN, Role.RESELLER_FINANCE, Role.RESELLER_SUPPORT})
@@ -244,11 +245,13 @@ def tenant_view(*roles: Role) -> Callable[[ViewFunc], ViewFunc]:
                 return redirect("operator-home")
             if ctx is None:
                 raise PermissionDenied(
-                    "Your account is not part of any reseller or customer yet. "
-                    "Ask whoever invited you to send the invitation again."
+                    _(
+                        "Your account is not part of any reseller or customer yet. "
+                        "Ask whoever invited you to send the invitation again."
+                    )
                 )
             if roles and ctx.role not in roles:
-                raise PermissionDenied("Your role does not allow this page.")
+                raise PermissionDenied(_("Your role does not allow this page."))
             try:
                 return view(request, *args, **kwargs)
             except NotFoundError as exc:

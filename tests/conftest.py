@@ -206,6 +206,16 @@ def assert_data_queries() -> Callable[..., AbstractContextManager[Any]]:
 
 
 @pytest.fixture(autouse=True)
+def _default_language_after_each_test() -> Any:
+    """A page answered in German leaves German active in the thread (LocaleMiddleware sets it
+    per request and never resets it): code a later test calls outside a request would read it."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _fast_hashing_and_clean_cache(settings: Any) -> Any:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     from django.core.cache import cache

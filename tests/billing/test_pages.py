@@ -367,6 +367,37 @@ def test_statement_pdf_addresses_the_customer(login, alice, final, monkeypatch):
         assert f"<div>{line}</div>" in html
 
 
+@pytest.mark.parametrize(
+    ("installation", "heading", "net"),
+    [("en", "Usage statement", "Net amount"), ("de", "Nutzungsabrechnung", "Nettobetrag")],
+)
+def test_statement_pdf_is_in_the_installations_language_whoever_asks(
+    login, alice, final, monkeypatch, settings, installation, heading, net
+):
+    """The PDF is kept and served to everyone (finance, the customer): one language, the
+    installation's, not the language of whoever asked first."""
+    import weasyprint
+
+    rendered: list[str] = []
+    real_html = weasyprint.HTML
+
+    def capture(*, string: str, **kwargs):
+        rendered.append(string)
+        return real_html(string=string, **kwargs)
+
+    monkeypatch.setattr(weasyprint, "HTML", capture)
+    settings.LANGUAGE_CODE = installation
+    alice.language = "de" if installation == "en" else "en"
+    alice.save(update_fields=["language"])
+
+    response = login(alice).get(reverse("statement-pdf", kwargs={"statement_id": final.pk}))
+
+    assert response.content.startswith(b"%PDF")
+    (html,) = rendered
+    assert f"<h1>{heading}</h1>" in html
+    assert net in html
+
+
 def test_usage_export_streams_every_line_of_the_month(login, alice, final):
     response = login(alice).get(reverse("usage-export"), {"month": "2026-02"})
 
@@ -548,3 +579,14 @@ def _ctx_of(user):
 
     membership = user.memberships.get()
     return TenantContext(reseller=membership.reseller, role=Role.RESELLER_ADMIN, user=user)
+
+
+def test_usage_export_keeps_machine_column_names_for_a_german_reader(login, alice, final):
+    alice.language = "de"
+    alice.save(update_fields=["language"])
+
+    response = login(alice).get(reverse("usage-export"), {"month": "2026-02"})
+
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:3] == ["statement_number", "statement_status", "statement_kind"]
+    assert rows[1][1] == "final"  # codes, not "Endgültig"

@@ -56,3 +56,18 @@ def test_login_page_renders_with_the_site_styles(page, live_server, screenshot):
     assert page.evaluate("getComputedStyle(document.body).margin") == "0px"
     screenshot("login")
     assert page.console_errors == []
+
+
+def test_a_visitor_switches_the_sign_in_page_to_german_on_a_phone(page, live_server, screenshot):
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/accounts/login/")
+    assert page.locator("h1").inner_text() == "Sign in to Inkmeter"
+
+    page.select_option("#language-switch", "de")  # the switch submits itself on change
+    expect(page.locator("h1")).to_have_text("Bei Inkmeter anmelden")
+
+    assert page.url == f"{live_server.url}/accounts/login/"
+    assert page.locator("html").get_attribute("lang") == "de"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 391
+    screenshot("login-390-de")
+    assert page.console_errors == []

@@ -263,9 +263,11 @@ def _url(name: str, fleet: Fleet) -> str:
     return reverse(LIST_ROUTES[name])
 
 
-def _check(page: Any, live_server: Any, role: str, name: str, path: str, width: int, shot: Any):
+def _check(
+    page: Any, live_server: Any, role: str, name: str, path: str, width: int, shot: Any, lang: str
+):
     response = page.goto(f"{live_server.url}{path}")
-    where = f"{role} {name} at {width}px"
+    where = f"{role} {name} at {width}px in {lang}"
     assert response is not None, where
     assert response.status == 200, where
     assert page.url == f"{live_server.url}{path}", f"{where}: ended at {page.url}"
@@ -276,13 +278,16 @@ def _check(page: Any, live_server: Any, role: str, name: str, path: str, width: 
     if name in LIST_ROUTES and name not in ("resellers", "operator-audit"):
         # Only what the role's own sidebar offers it is in its walk.
         assert page.locator(f'nav.nav a[href="{path}"]').count() == 1, f"{where}: not in nav"
-    shot(f"{role}-{name}-{width}")
+    assert page.locator("html").get_attribute("lang") == lang, where
+    shot(f"{role}-{name}-{width}" + ("" if lang == "en" else f"-{lang}"))
     assert page.console_errors == [], f"{where}: {page.console_errors}"
 
 
+# German words are longer: the walk is made in both languages, each page checked for width.
+@pytest.mark.parametrize("language", ["en", "de"])
 @pytest.mark.parametrize("role", list(WALKS))
 def test_each_role_walks_its_main_pages_at_desktop_and_phone_width(
-    role, page, live_server, screenshot, final_statements_cleared
+    role, language, page, live_server, screenshot, final_statements_cleared
 ):
     fleet = _fleet()
     role_value, walk = WALKS[role]
@@ -291,6 +296,8 @@ def test_each_role_walks_its_main_pages_at_desktop_and_phone_width(
         user = UserFactory(email="olga@inkmeter.test", is_superuser=True, is_staff=True, totp=True)
     else:
         user = _member(fleet, role_value, f"{role}@northwind.test")
+    user.language = language
+    user.save(update_fields=["language"])
     _sign_in_browser(page, live_server, user)
 
     for width, height in WIDTHS.items():
@@ -299,11 +306,12 @@ def test_each_role_walks_its_main_pages_at_desktop_and_phone_width(
             if role_value == Role.OPERATOR and name == "dashboard":
                 # Inside the reseller from here on, as the console's Enter button puts them.
                 page.goto(f"{live_server.url}{reverse('operator-home')}")
-                page.locator("tr", has_text=fleet.reseller.name).get_by_role(
-                    "button", name="Enter"
+                page.locator("tr", has_text=fleet.reseller.name).locator(
+                    "button[type=submit]"
                 ).click()
                 page.wait_for_url(f"{live_server.url}/")
-            _check(page, live_server, role, name, _url(name, fleet), width, screenshot)
+            path = _url(name, fleet)
+            _check(page, live_server, role, name, path, width, screenshot, language)
         if role_value == Role.OPERATOR:
-            page.locator(".operator-banner").get_by_role("button", name="Leave").click()
+            page.locator(".operator-banner button[type=submit]").click()
             page.wait_for_url(f"{live_server.url}{reverse('operator-home')}")
