@@ -12,17 +12,22 @@ from portal.tenancy import CUSTOMER_ROLES, RESELLER_ROLES, Role
 
 
 class CustomerForm(forms.Form):
-    name = forms.CharField(max_length=200)
-    account_number = forms.CharField(max_length=64, required=False)
+    name = forms.CharField(label=_("Name"), max_length=200)
+    account_number = forms.CharField(label=_("Account number"), max_length=64, required=False)
     billing_email = forms.EmailField(
-        required=False, help_text="Finalised statements are emailed here, with the PDF."
+        label=_("Billing email"),
+        required=False,
+        help_text=_("Finalised statements are emailed here, with the PDF."),
     )
     billing_address = forms.CharField(
+        label=_("Billing address"),
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
         help_text=_("Printed on usage statements."),
     )
-    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    notes = forms.CharField(
+        label=_("Notes"), widget=forms.Textarea(attrs={"rows": 3}), required=False
+    )
 
 
 class SiteForm(forms.ModelForm):

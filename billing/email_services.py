@@ -14,12 +14,13 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils.timezone import now
+from django.utils.translation import gettext as _
 
 from billing import pdf_services
 from billing.models import Statement, StatementPdf
 from orders.email_services import emails_queue
 from orders.models import EmailLog
-from portal import formatting, rls
+from portal import rls
 from portal.tenancy import TenantContext
 
 log = logging.getLogger(__name__)
@@ -93,13 +94,11 @@ def statement_email_send(*, statement_id: int) -> EmailLog | None:
                 recipients=[customer.billing_email],
                 kind=EmailLog.Kind.STATEMENT,
                 template="billing/email/statement_final.txt",
-                context={
-                    "statement": statement,
-                    "customer": customer,
-                    "reseller": reseller,
-                    "total": formatting.money(statement.total, statement.currency),
-                },
-                subject=f"[Inkmeter] {reseller.name}: statement {statement.number}",
+                context={"statement": statement, "customer": customer, "reseller": reseller},
+                subject=lambda: (
+                    _("[Inkmeter] %(reseller)s: statement %(number)s")
+                    % {"reseller": reseller.name, "number": statement.number}
+                ),
                 statement=statement,
             )
     except IntegrityError:

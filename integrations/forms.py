@@ -1,26 +1,28 @@
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from integrations.models import SUBSCRIBABLE, Event, WebhookDelivery
 
 
 class WebhookEndpointForm(forms.Form):
     url = forms.URLField(
-        label="URL",
+        label=_("URL"),
         max_length=500,
         assume_scheme="https",
-        help_text="Where Inkmeter POSTs each event, signed with the endpoint's secret.",
+        help_text=_("Where Inkmeter POSTs each event, signed with the endpoint's secret."),
     )
-    description = forms.CharField(max_length=200, required=False)
+    description = forms.CharField(label=_("Description"), max_length=200, required=False)
     events = forms.MultipleChoiceField(
+        label=_("Events"),
         choices=[(e, Event(e).label) for e in SUBSCRIBABLE],
         widget=forms.CheckboxSelectMultiple,
     )
     is_active = forms.BooleanField(
-        label="Active", required=False, initial=True, help_text="Off: no events are sent."
+        label=_("Active"), required=False, initial=True, help_text=_("Off: no events are sent.")
     )
 
 
 class DeliveryFilterForm(forms.Form):
     status = forms.ChoiceField(
-        choices=[("", "Any status"), *WebhookDelivery.Status.choices], required=False
+        choices=[("", _("Any status")), *WebhookDelivery.Status.choices], required=False
     )

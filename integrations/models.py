@@ -14,18 +14,20 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from portal.tenancy import TenantModel
 
 
 class Event(models.TextChoices):
-    STATEMENT_FINALISED = "statement.finalised", "Statement finalised"
-    ORDER_PLACED = "order.placed", "Order placed"
-    ORDER_SHIPPED = "order.shipped", "Order shipped"
-    SUPPLY_LOW = "supply.low", "Supply low"
-    DEVICE_OFFLINE = "device.offline", "Printer offline"
+    STATEMENT_FINALISED = "statement.finalised", _("Statement finalised")
+    ORDER_PLACED = "order.placed", _("Order placed")
+    ORDER_SHIPPED = "order.shipped", _("Order shipped")
+    SUPPLY_LOW = "supply.low", _("Supply low")
+    DEVICE_OFFLINE = "device.offline", _("Printer offline")
     # Sent by the "send a test event" button to one endpoint only; nobody subscribes to it.
-    PING = "webhook.test", "Test event"
+    PING = "webhook.test", _("Test event")
 
 
 SUBSCRIBABLE = tuple(e for e in Event.values if e != Event.PING)
@@ -61,10 +63,11 @@ class WebhookDelivery(TenantModel):
     tenant_customer_field: ClassVar[str | None] = None
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENDING = "sending", "Sending"
-        SUCCEEDED = "succeeded", "Delivered"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
+        # An order is delivered too ("Geliefert"); a webhook's event is "Zugestellt".
+        SUCCEEDED = "succeeded", pgettext_lazy("webhook delivery", "Delivered")
+        FAILED = "failed", _("Failed")
 
     endpoint = models.ForeignKey(
         WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"

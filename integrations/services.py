@@ -25,6 +25,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F
 from django.utils.timezone import now
+from django.utils.translation import gettext as _
 
 from accounts.services import audit_record
 from integrations.models import SUBSCRIBABLE, Event, WebhookDelivery, WebhookEndpoint
@@ -52,7 +53,7 @@ DUE_STATUSES = (WebhookDelivery.Status.PENDING, WebhookDelivery.Status.SENDING)
 
 def _require_admin(ctx: TenantContext) -> None:
     if ctx.role not in ADMIN_ROLES:
-        raise PermissionDeniedError("Only a reseller admin may manage webhooks.")
+        raise PermissionDeniedError(_("Only a reseller admin may manage webhooks."))
 
 
 # --- Endpoints ------------------------------------------------------------------------------
@@ -68,10 +69,10 @@ def webhook_url_check(url: str) -> None:
 
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise refuse("Enter an http:// or https:// address.")
+        raise refuse(_("Enter an http:// or https:// address."))
     if parts.username or parts.password:
         raise refuse(
-            "Leave user names and passwords out of the address; the signature is the proof."
+            _("Leave user names and passwords out of the address; the signature is the proof.")
         )
     if settings.WEBHOOK_ALLOW_PRIVATE_URLS:
         return
@@ -79,18 +80,22 @@ def webhook_url_check(url: str) -> None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
     except (OSError, ValueError, UnicodeError):
-        raise refuse(f"The host {parts.hostname} cannot be found.") from None
+        raise refuse(_("The host %(host)s cannot be found.") % {"host": parts.hostname}) from None
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if not address.is_global or address.is_multicast:
-            raise refuse("Addresses on a private or local network cannot receive webhooks.")
+            raise refuse(_("Addresses on a private or local network cannot receive webhooks."))
 
 
 def _events_clean(events: Sequence[str]) -> list[str]:
     chosen = sorted(set(events))
     unknown = [e for e in chosen if e not in SUBSCRIBABLE]
     if unknown or not chosen:
-        message = "Choose at least one event." if not chosen else f"Unknown event {unknown[0]}."
+        message = (
+            _("Choose at least one event.")
+            if not chosen
+            else _("Unknown event %(event)s.") % {"event": unknown[0]}
+        )
         raise DomainError(message, code="webhook_events", fields={"events": [message]})
     return chosen
 
@@ -132,7 +137,7 @@ def _endpoint_for_update(ctx: TenantContext, endpoint_id: int) -> WebhookEndpoin
         WebhookEndpoint.objects.for_tenant(ctx).select_for_update().filter(pk=endpoint_id).first()
     )
     if endpoint is None:
-        raise NotFoundError("No such webhook endpoint.")
+        raise NotFoundError(_("No such webhook endpoint."))
     return endpoint
 
 
@@ -274,7 +279,7 @@ def webhook_test_send(*, ctx: TenantContext, endpoint_id: int) -> WebhookDeliver
     _require_admin(ctx)
     endpoint = WebhookEndpoint.objects.for_tenant(ctx).filter(pk=endpoint_id).first()
     if endpoint is None:
-        raise NotFoundError("No such webhook endpoint.")
+        raise NotFoundError(_("No such webhook endpoint."))
     moment = now()
     data = {"message": "A test event from Inkmeter.", "endpoint_id": endpoint.pk}
     with transaction.atomic():
@@ -297,10 +302,10 @@ def webhook_redeliver(*, ctx: TenantContext, delivery_id: int) -> WebhookDeliver
             .first()
         )
         if old is None:
-            raise NotFoundError("No such delivery.")
+            raise NotFoundError(_("No such delivery."))
         if old.status in DUE_STATUSES:
             raise ConflictError(
-                "This delivery is still being tried; wait for its outcome.",
+                _("This delivery is still being tried; wait for its outcome."),
                 code="delivery_pending",
             )
         delivery = _delivery(old.endpoint, old.event, old.payload, now())

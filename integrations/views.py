@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from integrations import selectors, services
@@ -74,7 +75,7 @@ def webhook_endpoint_edit(request: Any, endpoint_id: int) -> HttpResponse:
         except DomainError as error:
             form_error(form, error)
         else:
-            messages.success(request, "Webhook endpoint saved.")
+            messages.success(request, _("Webhook endpoint saved."))
             return redirect("webhook-list")
     return render(request, "integrations/webhook_form.html", {"form": form, "endpoint": endpoint})
 
@@ -90,7 +91,7 @@ def webhook_endpoint_rotate(request: Any, endpoint_id: int) -> HttpResponse:
 @tenant_view(*ADMIN_ROLES)
 def webhook_test_send(request: Any, endpoint_id: int) -> HttpResponse:
     delivery = services.webhook_test_send(ctx=request.ctx, endpoint_id=endpoint_id)
-    messages.success(request, "Test event sent; its outcome is below.")
+    messages.success(request, _("Test event sent; its outcome is below."))
     return redirect(reverse("webhook-delivery-detail", kwargs={"delivery_id": delivery.pk}))
 
 
@@ -135,5 +136,5 @@ def webhook_redeliver(request: Any, delivery_id: int) -> HttpResponse:
             raise
         messages.error(request, error.message)
         return redirect(reverse("webhook-delivery-detail", kwargs={"delivery_id": delivery_id}))
-    messages.success(request, "The event is being sent again.")
+    messages.success(request, _("The event is being sent again."))
     return redirect(reverse("webhook-delivery-detail", kwargs={"delivery_id": delivery.pk}))

@@ -12,9 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from portal import formatting
 from portal.tenancy import Role
@@ -155,7 +154,10 @@ def supply_key_label(supply_key: str) -> str:
     kind, _, colour = str(supply_key or "").partition("-")
     if kind in SUPPLY_KINDS and colour:
         # Translators: a supply by colour and kind, "Matte black ink".
-        return _t("%(colour)s %(kind)s") % {"colour": words(colour), "kind": SUPPLY_KINDS[kind]}
+        return gettext("%(colour)s %(kind)s") % {
+            "colour": words(colour),
+            "kind": SUPPLY_KINDS[kind],
+        }
     return words(supply_key)
 
 
@@ -166,7 +168,7 @@ def supply_label(supply: Any) -> str:
         return str(description)
     color, kind = getattr(supply, "color", "") or "", getattr(supply, "kind", "") or ""
     if color and kind:
-        return _t("%(colour)s %(kind)s") % {
+        return gettext("%(colour)s %(kind)s") % {
             "colour": color.capitalize(),
             "kind": supply_kind_label(kind),
         }
@@ -179,7 +181,7 @@ def alert_label(code: str, description: str = "") -> str:
         return description
     code = str(code or "")
     if code.startswith("supply.low."):
-        return _t("%(supply)s is low") % {
+        return gettext("%(supply)s is low") % {
             "supply": supply_key_label(code.removeprefix("supply.low."))
         }
     if code in ALERTS:
@@ -250,10 +252,10 @@ def _status(value: Any) -> str:
 def _fields(detail: Mapping[str, Any]) -> str:
     names = [words(k).lower() for k in detail]
     if not names:
-        return _t("its details")
+        return gettext("its details")
     if len(names) == 1:
         return names[0]
-    return _t("%(names)s and %(last)s") % {"names": ", ".join(names[:-1]), "last": names[-1]}
+    return gettext("%(names)s and %(last)s") % {"names": ", ".join(names[:-1]), "last": names[-1]}
 
 
 def _day(value: Any) -> str:
@@ -266,7 +268,7 @@ def _day(value: Any) -> str:
 
 
 def _order_number(object_id: str) -> str:
-    return f"ORD-{int(object_id):06d}" if str(object_id).isdigit() else _t("an order")
+    return f"ORD-{int(object_id):06d}" if str(object_id).isdigit() else gettext("an order")
 
 
 def audit_sentence(action: str, detail: Mapping[str, Any] | None, object_id: str = "") -> str:
@@ -284,51 +286,55 @@ def audit_sentence(action: str, detail: Mapping[str, Any] | None, object_id: str
             return 0
 
     sentences: dict[str, Any] = {
-        "reseller.create": lambda: _t("Created the reseller."),
+        "reseller.create": lambda: gettext("Created the reseller."),
         "reseller.update": lambda: (
-            _t("Changed the reseller's settings and replaced the logo.")
+            gettext("Changed the reseller's settings and replaced the logo.")
             if get("logo") == "replaced"
-            else _t("Changed the reseller's settings.")
+            else gettext("Changed the reseller's settings.")
         ),
         "customer.create": lambda: (
-            _t("Added the customer %(name)s.") % {"name": _quoted(get("name", ""))}
+            gettext("Added the customer %(name)s.") % {"name": _quoted(get("name", ""))}
         ),
-        "customer.update": lambda: _t("Changed a customer's %(fields)s.") % {"fields": _fields(d)},
-        "site.create": lambda: _t("Added the site %(name)s.") % {"name": _quoted(get("name", ""))},
-        "site.update": lambda: _t("Changed a site's %(fields)s.") % {"fields": _fields(d)},
+        "customer.update": lambda: (
+            gettext("Changed a customer's %(fields)s.") % {"fields": _fields(d)}
+        ),
+        "site.create": lambda: (
+            gettext("Added the site %(name)s.") % {"name": _quoted(get("name", ""))}
+        ),
+        "site.update": lambda: gettext("Changed a site's %(fields)s.") % {"fields": _fields(d)},
         "invitation.create": lambda: (
-            _t("Invited %(email)s as %(role)s.")
-            % {"email": get("email", _t("someone")), "role": role("role")}
+            gettext("Invited %(email)s as %(role)s.")
+            % {"email": get("email", gettext("someone")), "role": role("role")}
         ),
-        "invitation.revoke": lambda: _t("Revoked an invitation."),
+        "invitation.revoke": lambda: gettext("Revoked an invitation."),
         "invitation.accept": lambda: (
-            _t("%(email)s accepted an invitation as %(role)s.")
-            % {"email": get("email", _t("Someone")), "role": role("role")}
+            gettext("%(email)s accepted an invitation as %(role)s.")
+            % {"email": get("email", gettext("Someone")), "role": role("role")}
         ),
         "membership.role": lambda: (
-            _t("Changed a user's role from %(from)s to %(to)s.")
+            gettext("Changed a user's role from %(from)s to %(to)s.")
             % {"from": role("from"), "to": role("to")}
         ),
         "membership.remove": lambda: (
-            _t("Removed %(email)s (%(role)s).")
-            % {"email": get("email", _t("a user")), "role": role("role")}
+            gettext("Removed %(email)s (%(role)s).")
+            % {"email": get("email", gettext("a user")), "role": role("role")}
         ),
         "api_token.create": lambda: (
-            _t("Created the API token %(name)s.") % {"name": _quoted(get("name", ""))}
+            gettext("Created the API token %(name)s.") % {"name": _quoted(get("name", ""))}
         ),
-        "api_token.revoke": lambda: _t("Revoked an API token."),
+        "api_token.revoke": lambda: gettext("Revoked an API token."),
         "webhook.create": lambda: (
-            _t("Added the webhook endpoint %(url)s.") % {"url": get("url", "")}
+            gettext("Added the webhook endpoint %(url)s.") % {"url": get("url", "")}
         ),
         "webhook.update": lambda: (
-            _t("Changed a webhook endpoint's %(fields)s.") % {"fields": _fields(d)}
+            gettext("Changed a webhook endpoint's %(fields)s.") % {"fields": _fields(d)}
         ),
-        "webhook.rotate": lambda: _t("Made a new signing secret for a webhook endpoint."),
+        "webhook.rotate": lambda: gettext("Made a new signing secret for a webhook endpoint."),
         "webhook.redeliver": lambda: (
-            _t("Sent the %(event)s event of a webhook again.") % {"event": get("event", "")}
+            gettext("Sent the %(event)s event of a webhook again.") % {"event": get("event", "")}
         ),
         "credential.create": lambda: (
-            _t("Created the %(kind)s credential %(name)s.")
+            gettext("Created the %(kind)s credential %(name)s.")
             % {"kind": words(get("kind", "")).lower(), "name": _quoted(get("name", ""))}
         ),
         "credential.rotate": lambda: (
@@ -339,9 +345,9 @@ def audit_sentence(action: str, detail: Mapping[str, Any] | None, object_id: str
             )
             % {"count": get("grace_hours", "?")}
         ),
-        "credential.revoke": lambda: _t("Revoked a credential."),
+        "credential.revoke": lambda: gettext("Revoked a credential."),
         "collector.configure": lambda: (
-            _t(
+            gettext(
                 "Changed a collector's configuration: polls every %(poll)s minutes, "
                 "uploads every %(upload)s minutes."
             )
@@ -351,7 +357,7 @@ def audit_sentence(action: str, detail: Mapping[str, Any] | None, object_id: str
             }
         ),
         "telemetry_policy.update": lambda: (
-            _t(
+            gettext(
                 "Changed what printers may report of their jobs: "
                 "job names %(job_names)s, user names %(user_names)s."
             )
@@ -361,34 +367,38 @@ def audit_sentence(action: str, detail: Mapping[str, Any] | None, object_id: str
             }
         ),
         "plan.create": lambda: (
-            _t("Created the price plan %(name)s.") % {"name": _quoted(get("name", ""))}
+            gettext("Created the price plan %(name)s.") % {"name": _quoted(get("name", ""))}
         ),
         "plan.revise": lambda: (
-            _t("Revised a price plan: version %(version)s applies from %(day)s.")
+            gettext("Revised a price plan: version %(version)s applies from %(day)s.")
             % {"version": get("version", "?"), "day": _day(get("effective_from", ""))}
         ),
-        "contract.create": lambda: _t("Created the contract %(ref)s.") % {"ref": get("ref", "")},
-        "contract.update": lambda: _t("Changed a contract's %(fields)s.") % {"fields": _fields(d)},
+        "contract.create": lambda: (
+            gettext("Created the contract %(ref)s.") % {"ref": get("ref", "")}
+        ),
+        "contract.update": lambda: (
+            gettext("Changed a contract's %(fields)s.") % {"fields": _fields(d)}
+        ),
         "contract.device_add": lambda: (
-            _t("Added the printer %(device)s to a contract from %(day)s.")
+            gettext("Added the printer %(device)s to a contract from %(day)s.")
             % {"device": get("device", ""), "day": _day(get("joined_on", ""))}
         ),
         "contract.device_remove": lambda: (
-            _t("Took the printer %(device)s off a contract after %(day)s.")
+            gettext("Took the printer %(device)s off a contract after %(day)s.")
             % {"device": get("device", ""), "day": _day(get("left_on", ""))}
         ),
         "counter.correct": lambda: (
-            _t("Corrected a printer's %(counter)s reading to %(value)s.")
+            gettext("Corrected a printer's %(counter)s reading to %(value)s.")
             % {
                 "counter": counter_label(get("counter", "")),
                 "value": formatting.number(get("value")),
             }
         ),
         "statement.finalise": lambda: (
-            _t("Finalised statement No. %(number)s.") % {"number": get("number", "")}
+            gettext("Finalised statement No. %(number)s.") % {"number": get("number", "")}
         ),
         "statement.adjust": lambda: (
-            _t("Drafted an adjustment to statement No. %(number)s.")
+            gettext("Drafted an adjustment to statement No. %(number)s.")
             % {"number": get("adjusts", "")}
         ),
         "order.create": lambda: (
@@ -400,7 +410,7 @@ def audit_sentence(action: str, detail: Mapping[str, Any] | None, object_id: str
             % {"order": _order_number(object_id), "count": get("lines", 0)}
         ),
         "order.transition": lambda: (
-            _t("Moved order %(order)s from %(from)s to %(to)s.")
+            gettext("Moved order %(order)s from %(from)s to %(to)s.")
             % {
                 "order": _order_number(object_id),
                 "from": _status(get("from", "")),
@@ -408,13 +418,13 @@ def audit_sentence(action: str, detail: Mapping[str, Any] | None, object_id: str
             }
         ),
         "product.create": lambda: (
-            _t("Added %(sku)s to the catalog.") % {"sku": get("sku", _t("a product"))}
+            gettext("Added %(sku)s to the catalog.") % {"sku": get("sku", gettext("a product"))}
         ),
         "product.update": lambda: (
-            _t("Changed the catalog product %(sku)s.") % {"sku": get("sku", "")}
+            gettext("Changed the catalog product %(sku)s.") % {"sku": get("sku", "")}
         ),
         "mapping.remember": lambda: (
-            _t("Matched part %(part)s to the catalog product %(sku)s.")
+            gettext("Matched part %(part)s to the catalog product %(sku)s.")
             % {"part": get("part_number", ""), "sku": get("sku", "")}
         ),
         "policy.set": lambda: (
@@ -441,11 +451,12 @@ def audit_sentence(action: str, detail: Mapping[str, Any] | None, object_id: str
                 "mode": _policy_mode(get("mode", "")),
             }
         ),
-        "policy.delete": lambda: _t("Removed a printer's own reorder policy."),
+        "policy.delete": lambda: gettext("Removed a printer's own reorder policy."),
         "operator.access": lambda: (
-            _t("A platform operator opened this page (%(method)s).") % {"method": get("method")}
+            gettext("A platform operator opened this page (%(method)s).")
+            % {"method": get("method")}
             if get("method") not in (None, "GET")
-            else _t("A platform operator opened this page.")
+            else gettext("A platform operator opened this page.")
         ),
         "admin.list": lambda: (
             ngettext(
@@ -455,9 +466,9 @@ def audit_sentence(action: str, detail: Mapping[str, Any] | None, object_id: str
             )
             % {"count": get("rows", "?")}
         ),
-        "admin.view": lambda: _t("A platform operator opened a record in the admin."),
-        "admin.change": lambda: _t("A platform operator changed a record in the admin."),
-        "admin.add": lambda: _t("A platform operator added a record in the admin."),
+        "admin.view": lambda: gettext("A platform operator opened a record in the admin."),
+        "admin.change": lambda: gettext("A platform operator changed a record in the admin."),
+        "admin.add": lambda: gettext("A platform operator added a record in the admin."),
         "admin.delete": lambda: (
             ngettext(
                 "A platform operator deleted %(count)s row in the admin.",
