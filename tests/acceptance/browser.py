@@ -193,11 +193,13 @@ class Page:
         return self._parsed().forms
 
     def form(self, *, action: str | None = None, has: str | None = None) -> Form:
-        """The one form whose action contains `action` and that has a field `has`."""
+        """The one form whose action contains `action` (`""`: the form that posts to the page
+        itself, with no action) and that has a field `has`."""
         found = [
             f
             for f in self.forms()
-            if (action is None or action in f.action) and (has is None or has in f.names())
+            if (action is None or (action in f.action if action else not f.action))
+            and (has is None or has in f.names())
         ]
         if len(found) != 1:
             summary = [(f.action, sorted(f.names())) for f in self.forms()]
