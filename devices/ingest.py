@@ -27,7 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from devices import normalise, rollup_services, services, wire
 from devices.models import Alert, Credential, TelemetryPolicy
-from devices.writer import Writer
+from devices.writer import COPY_BOOL, NULL, Writer, copy_float, copy_str
 from portal import ratelimit, rls
 from portal.api import error_body
 
@@ -88,7 +88,7 @@ SUPPLY_READING_COLUMNS = (
     "percent",
     "serial",
 )
-SUPPLY_COLUMNS = (
+SUPPLY_COLUMNS: tuple[str, ...] = (
     "reseller_id",
     "device_id",
     "supply_key",
@@ -110,13 +110,16 @@ SUPPLY_COLUMNS = (
     "observed_at",
     "observed_snapshot_id",
 )
+# On PostgreSQL a batch's supplies are staged once, as current-supply rows plus their place in
+# the batch (`id`, which breaks ties between two reports of one supply in one snapshot as the
+# snapshot's order does); the readings and the current rows are both taken from that stage.
+SUPPLY_STAGE_COLUMNS = (*SUPPLY_COLUMNS, "id")
 STAGED = (
     ("devices_snapshot", SNAPSHOT_COLUMNS),
     ("devices_devicestate", STATE_COLUMNS),
     ("devices_devicepageday", rollup_services.DAY_COLUMNS),
     ("devices_counterreading", COUNTER_COLUMNS),
-    ("devices_supplyreading", SUPPLY_READING_COLUMNS),
-    ("devices_supply", SUPPLY_COLUMNS),
+    ("devices_supply", SUPPLY_STAGE_COLUMNS),
 )
 
 
@@ -287,6 +290,11 @@ class Item:
     # The stored value of each of the snapshot's counters, in their order (validated).
     counter_values: list[Decimal] = field(default_factory=list)
     device_id: int = 0
+    # Each supply's level, capacity, level state and percentage as stored (`_supply_values`),
+    # in the snapshot's order; computed once for the readings, the current rows and the figures.
+    supply_values: list[tuple[float | None, float | None, str, float | None]] = field(
+        default_factory=list
+    )
 
     @property
     def order(self) -> tuple[datetime, uuid.UUID]:
@@ -636,6 +644,8 @@ class _Store:
         )
         stored = {row[0] for row in rows}
         new = [item for item in unique.values() if self.w.key(item.snapshot_id) in stored]
+        for item in new:
+            item.supply_values = [_supply_values(s) for s in item.snapshot.supplies]
         if new:
             self._state(new)
             self._counters(new)
@@ -705,7 +715,7 @@ class _Store:
                     total,
                     True,
                     None,
-                    *_figures(snap),
+                    *_figures(item),
                 )
             )
         advanced = self.w.upsert_latest(
@@ -747,14 +757,26 @@ class _Store:
     def _counters(self, new: list[Item]) -> None:
         reseller_id = self.reseller_id
         text, color = normalise.text, normalise.color
-        groups = []
         pages = []
+        # PostgreSQL: COPY text written here for this one shape (copy_str on the free texts;
+        # names are pattern-checked), instead of a tuple per reading formatted value by value.
+        postgres = self.w.is_postgres
+        lines: list[str] = []
+        groups = []
         for item in new:
             rows = [
                 (c.name, text(c.media_type), color(c.color), text(c.unit), value)
                 for c, value in zip(item.snapshot.counters, item.counter_values, strict=True)
             ]
-            groups.append(((reseller_id, item.device_id, item.collected_at), rows))
+            if postgres:
+                head = f"{reseller_id}\t{item.device_id}\t{item.collected_at.isoformat()}\t"
+                lines += [
+                    f"{head}{name}\t{copy_str(media)}\t{copy_str(colour)}\t{copy_str(unit)}"
+                    f"\t{value}\n"
+                    for name, media, colour, unit, value in rows
+                ]
+            else:
+                groups.append(((reseller_id, item.device_id, item.collected_at), rows))
             pages += [
                 rollup_services.PageReading(item.device_id, item.collected_at, row[4])
                 for row in rows
@@ -763,17 +785,22 @@ class _Store:
         self.page_change = rollup_services.page_days_fold(
             w=self.w, reseller_id=reseller_id, readings=pages
         )
-        self.w.append_grouped("devices_counterreading", COUNTER_COLUMNS, groups)
+        if postgres:
+            self.w.append_text("devices_counterreading", COUNTER_COLUMNS, "".join(lines))
+        else:
+            self.w.append_grouped("devices_counterreading", COUNTER_COLUMNS, groups)
 
     def _supplies(self, new: list[Item]) -> None:
+        if self.w.is_postgres:
+            self._supplies_staged(new)
+            return
         reseller_id = self.reseller_id
         readings = []
         # Per supply, its latest report and the values read from it.
         latest: dict[tuple[int, str], tuple[Item, wire.Supply, tuple[Any, ...]]] = {}
         for item in new:
             rows = []
-            for s in item.snapshot.supplies:
-                values = _supply_values(s)
+            for s, values in zip(item.snapshot.supplies, item.supply_values, strict=True):
                 rows.append((normalise.text(s.id), *values, normalise.text(s.serial)))
                 key = (item.device_id, s.id)
                 if key not in latest or latest[key][0].order < item.order:
@@ -788,27 +815,16 @@ class _Store:
         for (device_id, supply_key), (item, s, values) in sorted(
             latest.items(), key=lambda kv: kv[0]
         ):
-            level, capacity, state, percent = values
-            color = normalise.color(s.color)
-            reported_family = s.color_family if isinstance(s.color_family, str) else ""
             current.append(
                 (
                     reseller_id,
                     device_id,
                     normalise.text(supply_key),
-                    s.kind if isinstance(s.kind, str) else "",
-                    color,
-                    normalise.color_family(color, reported_family),
-                    normalise.text(s.description),
-                    normalise.text(s.part_number),
-                    normalise.text(s.serial),
-                    normalise.text(s.manufacturer),
-                    s.genuine if isinstance(s.genuine, bool) else None,
-                    normalise.text(s.unit),
-                    capacity,
-                    level,
-                    state,
-                    percent,
+                    *_supply_attributes(s),
+                    values[1],  # capacity, level, state, percent
+                    values[0],
+                    values[2],
+                    values[3],
                     normalise.text(s.status),
                     s.expires_on,
                     item.collected_at,
@@ -821,6 +837,40 @@ class _Store:
             current,
             key=["device_id", "supply_key"],
             order=["observed_at", "observed_snapshot_id"],
+        )
+
+    def _supplies_staged(self, new: list[Item]) -> None:
+        """PostgreSQL: every reported supply COPYed once into one stage, as its current row;
+        the readings are all of them, the current rows the latest report of each supply
+        (the first in its snapshot, should a snapshot list a supply twice), in one round trip."""
+        reseller_id = self.reseller_id
+        lines = []
+        position = 0
+        for item in new:
+            head = f"{reseller_id}\t{item.device_id}\t"
+            tail = f"{item.collected_at.isoformat()}\t{item.snapshot_id}\t"
+            for s, (level, capacity, state, percent) in zip(
+                item.snapshot.supplies, item.supply_values, strict=True
+            ):
+                kind, colour, family, *texts, genuine, unit = _supply_attributes(s)
+                position += 1
+                lines.append(
+                    f"{head}{copy_str(normalise.text(s.id))}\t{kind}\t{copy_str(colour)}\t"
+                    f"{family}\t{copy_str(texts[0])}\t{copy_str(texts[1])}\t"
+                    f"{copy_str(texts[2])}\t{copy_str(texts[3])}\t"
+                    f"{COPY_BOOL[genuine]}\t{copy_str(unit)}\t"
+                    f"{copy_float(capacity)}\t{copy_float(level)}\t{state}\t"
+                    f"{copy_float(percent)}\t{copy_str(normalise.text(s.status))}\t"
+                    f"{s.expires_on.isoformat() if s.expires_on is not None else NULL}\t"
+                    f"{tail}{position}\n"
+                )
+        if not lines:
+            return
+        stage = self.w.stage("devices_supply", SUPPLY_STAGE_COLUMNS, "".join(lines))
+        self.w.execute(
+            supply_readings_from_stage(stage)
+            + "; "
+            + supply_upsert_from_stage(stage, connection_quote=self.w.quote)
         )
 
     def _media(self, new: list[Item]) -> None:
@@ -1056,6 +1106,51 @@ class _Store:
 msgspec_unset_type = type(wire.UNSET)
 
 
+def _supply_attributes(
+    s: wire.Supply,
+) -> tuple[str, str, str, str, str, str, str, bool | None, str]:
+    """A reported supply's kind, colour, colour family, description, part number, serial,
+    maker, genuineness and unit, as stored in its current row."""
+    color = normalise.color(s.color)
+    reported_family = s.color_family if isinstance(s.color_family, str) else ""
+    return (
+        s.kind if isinstance(s.kind, str) else "",
+        color,
+        normalise.color_family(color, reported_family),
+        normalise.text(s.description),
+        normalise.text(s.part_number),
+        normalise.text(s.serial),
+        normalise.text(s.manufacturer),
+        s.genuine if isinstance(s.genuine, bool) else None,
+        normalise.text(s.unit),
+    )
+
+
+def supply_readings_from_stage(stage: str) -> str:
+    """Every staged supply as a reading (`_Store._supplies_staged`)."""
+    reading = ", ".join(SUPPLY_READING_COLUMNS)
+    staged = reading.replace("collected_at", "observed_at")
+    return f"INSERT INTO devices_supplyreading ({reading}) SELECT {staged} FROM {stage}"  # noqa: S608
+
+
+def supply_upsert_from_stage(stage: str, *, connection_quote: Callable[[str], str]) -> str:
+    """The latest staged report of each supply as its current row, unless a later one is stored
+    (`Writer.upsert_latest`'s rule, in the supplies' lock order)."""
+    q = connection_quote
+    names = ", ".join(q(c) for c in SUPPLY_COLUMNS)
+    updates = ", ".join(
+        f"{q(c)} = EXCLUDED.{q(c)}" for c in SUPPLY_COLUMNS if c not in ("device_id", "supply_key")
+    )
+    return (
+        f"INSERT INTO devices_supply ({names}) SELECT DISTINCT ON (device_id, supply_key) "  # noqa: S608
+        f"{names} FROM {stage} "
+        "ORDER BY device_id, supply_key, observed_at DESC, observed_snapshot_id DESC, id "
+        f"ON CONFLICT (device_id, supply_key) DO UPDATE SET {updates} "
+        "WHERE (devices_supply.observed_at, devices_supply.observed_snapshot_id) "
+        "< (EXCLUDED.observed_at, EXCLUDED.observed_snapshot_id)"
+    )
+
+
 def _supply_values(s: wire.Supply) -> tuple[float | None, float | None, str, float | None]:
     """A reported supply's level, capacity, level state and percentage, as stored."""
     level = normalise.finite(s.level)
@@ -1076,13 +1171,13 @@ def _alert_key(a: wire.Alert) -> tuple[str, str, datetime]:
     return normalise.text(a.code), alert_key, episode
 
 
-def _figures(snap: wire.Snapshot) -> tuple[float | None, int]:
+def _figures(item: Item) -> tuple[float | None, int]:
     """The device list's figures of a device's latest report (DeviceState): the lowest level
     of the supplies it reported and how many alerts it listed as active. A snapshot lists
     every supply and every active alert, and the alerts it does not list are cleared, so these
     are the open alerts and the supplies' levels once the snapshot is stored."""
-    percents = [p for s in snap.supplies if (p := _supply_values(s)[3]) is not None]
-    active = {_alert_key(a) for a in snap.alerts if a.cleared_at is None}
+    percents = [values[3] for values in item.supply_values if values[3] is not None]
+    active = {_alert_key(a) for a in item.snapshot.alerts if a.cleared_at is None}
     return (min(percents) if percents else None), len(active)
 
 
