@@ -27,7 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from devices import normalise, rollup_services, services, wire
 from devices.models import Alert, Credential, TelemetryPolicy
-from devices.writer import COPY_BOOL, NULL, Writer, copy_float, copy_str
+from devices.writer import COPY_BOOL, NULL, Writer, copy_float, copy_str, from_stage_sql
 from portal import ratelimit, rls
 from portal.api import error_body
 
@@ -757,26 +757,34 @@ class _Store:
     def _counters(self, new: list[Item]) -> None:
         reseller_id = self.reseller_id
         text, color = normalise.text, normalise.color
-        pages = []
-        # PostgreSQL: COPY text written here for this one shape (copy_str on the free texts;
-        # names are pattern-checked), instead of a tuple per reading formatted value by value.
-        postgres = self.w.is_postgres
-        lines: list[str] = []
+        if self.w.is_postgres:
+            # COPY text written here for this one shape (copy_str on the free texts; names are
+            # pattern-checked), then the readings and the pages per day from the stage, in one
+            # round trip.
+            lines: list[str] = []
+            for item in new:
+                head = f"{reseller_id}\t{item.device_id}\t{item.collected_at.isoformat()}\t"
+                lines += [
+                    f"{head}{c.name}\t{copy_str(text(c.media_type))}\t"
+                    f"{copy_str(color(c.color))}\t{copy_str(text(c.unit))}\t{value}\n"
+                    for c, value in zip(item.snapshot.counters, item.counter_values, strict=True)
+                ]
+            if not lines:
+                return
+            table = "devices_counterreading"
+            stage = self.w.stage(table, COUNTER_COLUMNS, "".join(lines))
+            self.w.before_next(from_stage_sql(stage, table, COUNTER_COLUMNS))
+            rows = self.w.execute(rollup_services.page_days_fold_sql(stage), [reseller_id])
+            self.page_change = {day: change for day, change in rows}
+            return
         groups = []
+        pages = []
         for item in new:
             rows = [
                 (c.name, text(c.media_type), color(c.color), text(c.unit), value)
                 for c, value in zip(item.snapshot.counters, item.counter_values, strict=True)
             ]
-            if postgres:
-                head = f"{reseller_id}\t{item.device_id}\t{item.collected_at.isoformat()}\t"
-                lines += [
-                    f"{head}{name}\t{copy_str(media)}\t{copy_str(colour)}\t{copy_str(unit)}"
-                    f"\t{value}\n"
-                    for name, media, colour, unit, value in rows
-                ]
-            else:
-                groups.append(((reseller_id, item.device_id, item.collected_at), rows))
+            groups.append(((reseller_id, item.device_id, item.collected_at), rows))
             pages += [
                 rollup_services.PageReading(item.device_id, item.collected_at, row[4])
                 for row in rows
@@ -785,10 +793,7 @@ class _Store:
         self.page_change = rollup_services.page_days_fold(
             w=self.w, reseller_id=reseller_id, readings=pages
         )
-        if postgres:
-            self.w.append_text("devices_counterreading", COUNTER_COLUMNS, "".join(lines))
-        else:
-            self.w.append_grouped("devices_counterreading", COUNTER_COLUMNS, groups)
+        self.w.append_grouped("devices_counterreading", COUNTER_COLUMNS, groups)
 
     def _supplies(self, new: list[Item]) -> None:
         if self.w.is_postgres:

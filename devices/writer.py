@@ -71,6 +71,11 @@ class Writer:
             return []
         return list(self.cursor.fetchall())
 
+    def before_next(self, sql: str) -> None:
+        """Send `sql` (statements without results) ahead of the next statement, in its round
+        trip."""
+        self._prefix += sql + "; "
+
     def stages_declare(self, tables: Iterable[tuple[str, Sequence[str]]]) -> None:
         """Create (or empty) the staging tables of these (table, columns) with the next
         statement, in its round trip, rather than each with a statement before its first COPY."""
@@ -123,7 +128,7 @@ class Writer:
         stage = self._fill_stage(table, columns, copy_text(rows))
         self.statements += 1
         self.cursor.execute(
-            _from_stage_sql(stage, table, columns)
+            from_stage_sql(stage, table, columns)
             + (f" {conflict}" if conflict else "")
             + (f" RETURNING {returning}" if returning else "")
         )
@@ -165,7 +170,7 @@ class Writer:
             return
         stage = self._fill_stage(table, columns, data)
         self.statements += 1
-        self.cursor.execute(_from_stage_sql(stage, table, columns))
+        self.cursor.execute(from_stage_sql(stage, table, columns))
 
     def append(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Rows that never conflict (append-only readings): COPY on PostgreSQL."""
@@ -329,7 +334,7 @@ def _stage_create_sql(stage: str, table: str, columns: Sequence[str]) -> str:
     )
 
 
-def _from_stage_sql(stage: str, table: str, columns: Sequence[str]) -> str:
+def from_stage_sql(stage: str, table: str, columns: Sequence[str]) -> str:
     names = _names(columns)
     return f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}"  # noqa: S608
 
