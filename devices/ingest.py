@@ -117,7 +117,6 @@ SUPPLY_STAGE_COLUMNS = (*SUPPLY_COLUMNS, "id")
 STAGED = (
     ("devices_snapshot", SNAPSHOT_COLUMNS),
     ("devices_devicestate", STATE_COLUMNS),
-    ("devices_devicepageday", rollup_services.DAY_COLUMNS),
     ("devices_counterreading", COUNTER_COLUMNS),
     ("devices_supply", SUPPLY_STAGE_COLUMNS),
 )

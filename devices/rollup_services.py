@@ -128,34 +128,35 @@ def page_days_fold_sql(stage: str) -> str:
     ones written, in device and day order."""
     day = _day_of("collected_at")
     return (
-        # The batch's latest reading per device and day.
-        "WITH r AS (SELECT DISTINCT ON (device_id, day) device_id, day, value AS counter, "  # noqa: S608
+        # The batch's latest reading per device and day, and the device's earliest day in it.
+        "WITH l AS (SELECT DISTINCT ON (device_id, day) device_id, day, value AS counter, "  # noqa: S608
         f"collected_at AS at FROM (SELECT device_id, {day} AS day, value, collected_at "
         f"FROM {stage} WHERE name = '{PAGE_COUNTER}' AND media_type = '' AND color = '') AS t "
         "ORDER BY device_id, day, collected_at DESC, value DESC), "
-        "f AS (SELECT device_id, MIN(day) AS first FROM r GROUP BY device_id), "
+        "r AS (SELECT l.*, MIN(day) OVER (PARTITION BY device_id) AS first FROM l), "
+        "f AS (SELECT DISTINCT device_id, first FROM r), "
         # Each device's stored days from its earliest touched one, and the last before it.
-        "s AS (SELECT d.device_id, d.day, d.counter, d.counter_at, d.pages FROM f "
+        "s AS (SELECT d.device_id, d.day, d.counter, d.counter_at, d.pages, f.first FROM f "
         "JOIN devices_devicepageday d ON d.device_id = f.device_id AND d.day >= f.first "
-        "UNION ALL SELECT p.device_id, p.day, p.counter, p.counter_at, p.pages FROM f "
+        "UNION ALL SELECT p.device_id, p.day, p.counter, p.counter_at, p.pages, f.first FROM f "
         "CROSS JOIN LATERAL (SELECT d.device_id, d.day, d.counter, d.counter_at, d.pages "
         "FROM devices_devicepageday d WHERE d.device_id = f.device_id AND d.day < f.first "
         "ORDER BY d.day DESC LIMIT 1) AS p), "
         # A day takes the batch's reading when it is later than the stored one.
         "m AS (SELECT COALESCE(s.device_id, r.device_id) AS device_id, "
-        "COALESCE(s.day, r.day) AS day, s.counter AS old_counter, s.counter_at AS old_at, "
-        "s.pages AS old_pages, (r.day IS NOT NULL AND (s.day IS NULL OR "
-        "(r.at, r.counter) > (s.counter_at, s.counter))) AS taken, r.counter AS new_counter, "
-        "r.at AS new_at FROM s FULL JOIN r ON r.device_id = s.device_id AND r.day = s.day), "
-        "c AS (SELECT device_id, day, old_counter, old_at, old_pages, "
+        "COALESCE(s.day, r.day) AS day, COALESCE(s.first, r.first) AS first, "
+        "s.counter AS old_counter, s.counter_at AS old_at, s.pages AS old_pages, "
+        "(r.day IS NOT NULL AND (s.day IS NULL OR (r.at, r.counter) > (s.counter_at, s.counter))) "
+        "AS taken, r.counter AS new_counter, r.at AS new_at "
+        "FROM s FULL JOIN r ON r.device_id = s.device_id AND r.day = s.day), "
+        "c AS (SELECT device_id, day, first, old_counter, old_at, old_pages, "
         "CASE WHEN taken THEN new_counter ELSE old_counter END AS counter, "
         "CASE WHEN taken THEN new_at ELSE old_at END AS at FROM m), "
         # GREATEST skips the NULL of a device's first day: it counts 0.
         "p AS (SELECT c.*, GREATEST(counter - LAG(counter) OVER (PARTITION BY device_id "
         "ORDER BY day), 0) AS pages FROM c), "
-        "w AS (SELECT p.* FROM p JOIN f ON f.device_id = p.device_id WHERE p.day >= f.first "
-        "AND (p.old_counter IS NULL OR (p.old_counter, p.old_at, p.old_pages) "
-        "IS DISTINCT FROM (p.counter, p.at, p.pages))), "
+        "w AS (SELECT * FROM p WHERE day >= first AND (old_counter IS NULL OR "
+        "(old_counter, old_at, old_pages) IS DISTINCT FROM (counter, at, pages))), "
         f"written AS (INSERT INTO devices_devicepageday ({', '.join(DAY_COLUMNS)}) "
         "SELECT %s, device_id, day, counter, at, pages FROM w ORDER BY device_id, day "
         "ON CONFLICT (device_id, day) DO UPDATE SET counter = EXCLUDED.counter, "
