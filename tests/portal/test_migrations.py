@@ -96,6 +96,12 @@ REVIEWED = {
         "storage parameter, written to the catalog under a SHARE UPDATE EXCLUSIVE lock; no "
         "rewrite, writes go on. Existing pages change as rows are updated."
     ),
+    ("devices", "0012_readings_without_primary_key"): (
+        "Drops the primary-key index of the counter and supply readings on PostgreSQL (DROP "
+        "CONSTRAINT on the partitioned parent: a moment's exclusive lock, no scan; each "
+        "partition's index goes with it). Going back builds the index on every partition under "
+        "an exclusive lock: a maintenance window."
+    ),
 }
 
 # Changes of a field that PostgreSQL does not see, or sees in the catalog only.
