@@ -171,6 +171,7 @@ def telemetry(request: HttpRequest) -> HttpResponse:
         answer = batch_ingest(
             credential=credential,
             envelope=envelope,
+            plain=b"\\" not in raw,
             body=body,
             content_encoding=request.META.get("HTTP_CONTENT_ENCODING", ""),
             ip=_client_ip(request),
@@ -378,15 +379,20 @@ def batch_ingest(
     body: bytes,
     content_encoding: str,
     ip: str | None,
+    plain: bool = False,
 ) -> dict[str, Any]:
-    """Store one batch in one transaction and return the answer; the commit comes first."""
+    """Store one batch in one transaction and return the answer; the commit comes first.
+
+    `plain`: the JSON text of the batch has no backslash. It then has no escapes, so none of its
+    strings holds a NUL, a tab, a line break or a backslash (JSON forbids them unescaped, and the
+    decoder refuses them), and the COPY text is written without looking at each string."""
     moment = now()
     outcome = _validate(envelope, moment)
     batch_id = uuid.UUID(envelope.batch_id)
     # In a request, part of its transaction (no savepoint: an error fails the whole request
     # and rolls it back with the batch); called alone, a transaction of its own.
     with transaction.atomic(savepoint=False):
-        store = _Store(credential=credential, moment=moment)
+        store = _Store(credential=credential, moment=moment, plain=plain)
         batch_pk = store.batch_insert(batch_id, body, content_encoding, ip, len(envelope.snapshots))
         if batch_pk is None:
             return store.answer_of(batch_id)
@@ -449,8 +455,11 @@ class _Store:
     """The statements of one batch, in an order that locks each device's state row before
     anything reads the device's history (concurrent batches of one device serialise there)."""
 
-    def __init__(self, *, credential: Credential, moment: datetime) -> None:
+    def __init__(self, *, credential: Credential, moment: datetime, plain: bool = False) -> None:
         self.credential = credential
+        # A free text as a COPY field: NUL dropped (normalise.text), then escaped (copy_str);
+        # nothing to do on either count in a batch without a backslash (`batch_ingest`).
+        self.copy_text: Callable[[str], str] = _unchanged if plain else _copy_text
         self.reseller_id = credential.reseller_id
         self.moment = moment
         self.w = Writer()
@@ -761,11 +770,12 @@ class _Store:
             # pattern-checked), then the readings and the pages per day from the stage, in one
             # round trip.
             lines: list[str] = []
+            clean = self.copy_text
             for item in new:
                 head = f"{reseller_id}\t{item.device_id}\t{item.collected_at.isoformat()}\t"
                 lines += [
-                    f"{head}{c.name}\t{copy_str(text(c.media_type))}\t"
-                    f"{copy_str(color(c.color))}\t{copy_str(text(c.unit))}\t{value}\n"
+                    f"{head}{c.name}\t{clean(c.media_type)}\t"
+                    f"{copy_str(color(c.color))}\t{clean(c.unit)}\t{value}\n"
                     for c, value in zip(item.snapshot.counters, item.counter_values, strict=True)
                 ]
             if not lines:
@@ -848,6 +858,7 @@ class _Store:
         the readings are all of them, the current rows the latest report of each supply
         (the first in its snapshot, should a snapshot list a supply twice), in one round trip."""
         reseller_id = self.reseller_id
+        clean, color, family_of = self.copy_text, normalise.color, normalise.color_family
         lines = []
         position = 0
         for item in new:
@@ -856,15 +867,19 @@ class _Store:
             for s, (level, capacity, state, percent) in zip(
                 item.snapshot.supplies, item.supply_values, strict=True
             ):
-                kind, colour, family, *texts, genuine, unit = _supply_attributes(s)
+                # As _supply_attributes has them, for this one shape.
+                colour = color(s.color)
+                family = family_of(
+                    colour, s.color_family if isinstance(s.color_family, str) else ""
+                )
                 position += 1
                 lines.append(
-                    f"{head}{copy_str(normalise.text(s.id))}\t{kind}\t{copy_str(colour)}\t"
-                    f"{family}\t{copy_str(texts[0])}\t{copy_str(texts[1])}\t"
-                    f"{copy_str(texts[2])}\t{copy_str(texts[3])}\t"
-                    f"{COPY_BOOL[genuine]}\t{copy_str(unit)}\t"
-                    f"{copy_float(capacity)}\t{copy_float(level)}\t{state}\t"
-                    f"{copy_float(percent)}\t{copy_str(normalise.text(s.status))}\t"
+                    f"{head}{clean(s.id)}\t{s.kind if isinstance(s.kind, str) else ''}\t"
+                    f"{copy_str(colour)}\t{family}\t{clean(s.description)}\t"
+                    f"{clean(s.part_number)}\t{clean(s.serial)}\t{clean(s.manufacturer)}\t"
+                    f"{COPY_BOOL[s.genuine if isinstance(s.genuine, bool) else None]}\t"
+                    f"{clean(s.unit)}\t{copy_float(capacity)}\t{copy_float(level)}\t{state}\t"
+                    f"{copy_float(percent)}\t{clean(s.status)}\t"
                     f"{s.expires_on.isoformat() if s.expires_on is not None else NULL}\t"
                     f"{tail}{position}\n"
                 )
@@ -1108,6 +1123,14 @@ class _Store:
 
 
 msgspec_unset_type = type(wire.UNSET)
+
+
+def _unchanged(value: str) -> str:
+    return value
+
+
+def _copy_text(value: str) -> str:
+    return copy_str(normalise.text(value))
 
 
 def _supply_attributes(

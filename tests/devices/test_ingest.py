@@ -70,6 +70,40 @@ def test_accepted_batch_is_stored_and_answered(post: Post, collector: Signed) ->
     assert collector.credential.last_seen_at is not None
 
 
+@pytest.mark.parametrize(
+    "odd",
+    ["tab\there", "line\nbreak\r", "back\\slash \\N", "nul\x00byte", "plain text"],
+)
+def test_free_texts_are_stored_as_sent_whatever_they_hold(
+    post: Post, collector: Signed, odd: str
+) -> None:
+    # PostgreSQL writes these rows as COPY text, escaped unless the body has no backslash.
+    snap = snapshot()
+    snap["counters"][1]["media_type"] = odd
+    snap["counters"][1]["unit"] = odd
+    supply = snap["supplies"][0]
+    for key in ("description", "part_number", "serial", "manufacturer", "unit", "status"):
+        supply[key] = odd
+    supply["id"] = odd
+    assert post(collector, [snap]).json()["accepted"] == 1
+
+    kept = odd.replace("\x00", "")
+    counter = CounterReading.unscoped.get(name="media.area")
+    assert (counter.media_type, counter.unit) == (kept, kept)
+    stored = Supply.unscoped.get()
+    assert stored.supply_key == kept
+    assert [
+        stored.description,
+        stored.part_number,
+        stored.serial,
+        stored.manufacturer,
+        stored.unit,
+        stored.status,
+    ] == [kept] * 6
+    reading = SupplyReading.unscoped.get()
+    assert (reading.supply_key, reading.serial) == (kept, kept)
+
+
 def test_plain_body_without_gzip_is_accepted(post: Post, collector: Signed) -> None:
     response = post(collector, [snapshot()], compress=False)
     assert response.status_code == 202
