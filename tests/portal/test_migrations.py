@@ -99,8 +99,9 @@ REVIEWED = {
     ("devices", "0012_readings_without_primary_key"): (
         "Drops the primary-key index of the counter and supply readings on PostgreSQL (DROP "
         "CONSTRAINT on the partitioned parent: a moment's exclusive lock, no scan; each "
-        "partition's index goes with it). Going back builds the index on every partition under "
-        "an exclusive lock: a maintenance window."
+        "partition's index goes with it), and gives their id sequences a cache of 1,000 (a "
+        "catalog change). Going back builds the index on every partition under an exclusive "
+        "lock: a maintenance window."
     ),
 }
 
