@@ -286,14 +286,20 @@ def statements_profile(key: tuple[str, str], sender: int, count: int = 11) -> tu
     from devices import writer
     from devices.simulator import TELEMETRY_PATH
 
+    # COPYs and prepared statements do not pass Django's cursor: counted here.
     copies = [0]
-    copy = writer.Writer._copy
+    copy, prepared = writer.Writer._copy, writer.Writer._prepared
 
     def counted_copy(self: Any, *args: Any) -> None:
         copies[0] += 1
         copy(self, *args)
 
+    def counted_prepared(self: Any, *args: Any) -> Any:
+        copies[0] += 1
+        return prepared(self, *args)
+
     writer.Writer._copy = counted_copy  # type: ignore[method-assign, assignment]
+    writer.Writer._prepared = counted_prepared  # type: ignore[method-assign, assignment]
     executes = [0]
 
     def counted(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
@@ -321,6 +327,7 @@ def statements_profile(key: tuple[str, str], sender: int, count: int = 11) -> tu
                 cpu.append(_cpu_seconds([backend]).get(backend, 0.0) - before)
     finally:
         writer.Writer._copy = copy  # type: ignore[method-assign]
+        writer.Writer._prepared = prepared  # type: ignore[method-assign]
     return statistics.mean(statements), statistics.mean(cpu) * 1000
 
 
@@ -408,7 +415,8 @@ def main() -> int:
     )
     if profile is not None:
         print(
-            f"per batch, in process {profile[0]:.0f} round trips (statements and COPYs), "
+            f"per batch, in process {profile[0]:.0f} round trips (statements, prepared ones and "
+            "COPYs), "
             f"postgres CPU {profile[1]:.1f} ms"
         )
     if result["failures"]:

@@ -782,8 +782,8 @@ class _Store:
                 return
             table = "devices_counterreading"
             stage = self.w.stage(table, COUNTER_COLUMNS, "".join(lines))
-            self.w.before_next(from_stage_sql(stage, table, COUNTER_COLUMNS))
-            rows = self.w.execute(rollup_services.page_days_fold_sql(stage), [reseller_id])
+            self.w.execute_fixed(from_stage_sql(stage, table, COUNTER_COLUMNS))
+            rows = self.w.execute_fixed(rollup_services.page_days_fold_sql(stage), [reseller_id])
             self.page_change = {day: change for day, change in rows}
             return
         groups = []
@@ -886,11 +886,8 @@ class _Store:
         if not lines:
             return
         stage = self.w.stage("devices_supply", SUPPLY_STAGE_COLUMNS, "".join(lines))
-        self.w.execute(
-            supply_readings_from_stage(stage)
-            + "; "
-            + supply_upsert_from_stage(stage, connection_quote=self.w.quote)
-        )
+        self.w.execute_fixed(supply_readings_from_stage(stage))
+        self.w.execute_fixed(supply_upsert_from_stage(stage, connection_quote=self.w.quote))
 
     def _media(self, new: list[Item]) -> None:
         latest: dict[tuple[int, str], tuple[Item, dict[str, Any]]] = {}

@@ -71,6 +71,24 @@ class Writer:
             return []
         return list(self.cursor.fetchall())
 
+    def execute_fixed(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """`execute` for a statement whose text never changes (a stage's INSERT ... SELECT, the
+        page-day fold): on PostgreSQL a prepared statement of the session, bound server-side,
+        so that it is parsed and planned once per connection rather than once per batch."""
+        if not self.is_postgres or self._prefix:
+            return self.execute(sql, params)
+        self.statements += 1
+        return self._prepared(sql, params)
+
+    def _prepared(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        # Django's cursors bind client-side; this one, on the same connection and transaction,
+        # binds server-side and lets psycopg keep the statement prepared.
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(sql, self.adapt(params), prepare=True)
+            return list(cursor.fetchall()) if cursor.description is not None else []
+
     def before_next(self, sql: str) -> None:
         """Send `sql` (statements without results) ahead of the next statement, in its round
         trip."""
@@ -127,12 +145,12 @@ class Writer:
         placeholders costs more to build in Python than the database spends on it."""
         stage = self._fill_stage(table, columns, copy_text(rows))
         self.statements += 1
-        self.cursor.execute(
+        return self._prepared(
             from_stage_sql(stage, table, columns)
             + (f" {conflict}" if conflict else "")
-            + (f" RETURNING {returning}" if returning else "")
+            + (f" RETURNING {returning}" if returning else ""),
+            (),
         )
-        return list(self.cursor.fetchall()) if returning else []
 
     def _fill_stage(self, table: str, columns: Sequence[str], data: str) -> str:
         """COPY text into the empty temporary twin of `table` and return the twin's name.
@@ -170,7 +188,7 @@ class Writer:
             return
         stage = self._fill_stage(table, columns, data)
         self.statements += 1
-        self.cursor.execute(from_stage_sql(stage, table, columns))
+        self._prepared(from_stage_sql(stage, table, columns), ())
 
     def append(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Rows that never conflict (append-only readings): COPY on PostgreSQL."""
