@@ -11,6 +11,8 @@ from decimal import Decimal
 
 # CounterReading.value is DECIMAL(20, 4).
 COUNTER_MAX = Decimal("1e16")
+COUNTER_MAX_FLOAT = 1e16
+_FOUR_PLACES = Decimal("0.0000")
 # Job.pages and copies are BIGINT.
 COUNT_MAX = 2**63 - 1
 
@@ -113,6 +115,9 @@ def counter_value(value: float) -> Decimal | None:
     """The stored value (4 decimal places), or None when it cannot be a cumulative counter."""
     if not math.isfinite(value) or value < 0:
         return None
+    if value.is_integer():
+        # A count, the usual case: exact as an int, four places added without a decimal string.
+        return Decimal(int(value)) + _FOUR_PLACES if value < COUNTER_MAX_FLOAT else None
     exact = Decimal(repr(value))  # the shortest decimal of this float: what the sender wrote
     if exact >= COUNTER_MAX:
         return None

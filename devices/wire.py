@@ -228,8 +228,14 @@ def nesting_exceeds(raw: bytes, limit: int) -> bool:
     strings, then peel the innermost pairs, one level a pass. When no pair is left to peel, the
     openings left over (an unbalanced text) are levels a decoder would still descend.
     """
-    kept = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
-    # Quotes now pair up, and every second piece between quotes is a string's content.
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    kept = raw.translate(None, _NOT_STRUCTURE)
+    # Quotes now pair up, and every second piece between quotes is a string's content. Two
+    # adjacent quotes close one string and open the next or are an empty string: dropping them
+    # leaves what lies outside the strings as it was, and leaves few pieces to split (most
+    # strings hold no bracket).
+    kept = kept.replace(b'""', b"")
     brackets = b"".join(kept.split(b'"')[::2]).translate(_BRACKETS)
     depth = 0
     while brackets and depth <= limit:

@@ -238,3 +238,38 @@ def test_wire_decoder_rejects_naive_datetimes_not_in_schema_terms() -> None:
             msgspec.Raw(json.dumps(snapshot() | {"collected_at": "2026-01-01T00:00:00"}).encode())
         )
     assert datetime.fromisoformat("2026-01-01T00:00:00+00:00")
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+# Strings full of what the nesting check must see through: brackets, quotes, backslashes.
+_tricky_text = st.text(alphabet='[]{}"\\ ab', max_size=6)
+_json_values = st.recursive(
+    st.none() | st.integers() | _tricky_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_tricky_text, inner, max_size=3),
+    max_leaves=30,
+)
+
+
+@given(value=_json_values, limit=st.integers(min_value=0, max_value=8))
+def test_nesting_check_measures_what_a_decoder_would_descend(value: Any, limit: int) -> None:
+    raw = json.dumps(value, separators=(",", ":")).encode()
+    assert wire.nesting_exceeds(raw, limit) == (_depth(value) > limit)
+
+
+@given(value=st.floats(min_value=0, max_value=2e16) | st.integers(0, 2**60).map(float))
+def test_counter_values_of_whole_numbers_are_those_of_the_decimal_route(value: float) -> None:
+    exact = Decimal(repr(value))
+    expected = round(exact, 4) if exact < normalise.COUNTER_MAX else None
+    if expected is not None and expected >= normalise.COUNTER_MAX:
+        expected = None
+    stored = normalise.counter_value(value)
+    assert stored == expected
+    if stored is not None:
+        assert stored.as_tuple().exponent == -4
