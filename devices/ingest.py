@@ -615,11 +615,11 @@ class _Store:
         so that the batch looks its devices up once."""
         if not serials:
             return {}
-        placeholders = ", ".join(["%s"] * len(serials))
+        among, serial_params = self.w.among("serial", sorted(serials))
         rows = self.w.execute(
             "SELECT serial, id, customer_id, manufacturer, model, product_number "  # noqa: S608
-            f"FROM devices_device WHERE reseller_id = %s AND serial IN ({placeholders})",
-            [self.reseller_id, *sorted(serials)],
+            f"FROM devices_device WHERE reseller_id = %s AND {among}",
+            [self.reseller_id, *serial_params],
         )
         for _, pk, _, manufacturer, model, product_number in rows:
             self.registry[pk] = (manufacturer, model, product_number)
@@ -1015,23 +1015,23 @@ class _Store:
         # devices_offline_sweep).
         device_ids = sorted({item.device_id for item in new})
         earliest = min(item.collected_at for item in new)
-        placeholders = ", ".join(["%s"] * len(device_ids))
-        advanced = ", ".join(["%s"] * len(self.advanced_ids)) or "NULL"
+        devices, device_params = self.w.among("device_id", device_ids)
+        advanced, advanced_params = self.w.among("device_id", self.advanced_ids)
         self.w.execute(
             "UPDATE devices_alert SET cleared_at = CASE WHEN code = %s THEN %s "  # noqa: S608
             "WHEN reported_cleared_at IS NOT NULL "
             "THEN reported_cleared_at ELSE (SELECT MIN(s.collected_at) FROM devices_snapshot s "
             "WHERE s.device_id = devices_alert.device_id "
             "AND s.collected_at > devices_alert.last_seen_at) END "
-            f"WHERE device_id IN ({placeholders}) AND CASE WHEN code = %s "
-            f"THEN cleared_at IS NULL AND device_id IN ({advanced}) "
+            f"WHERE {devices} AND CASE WHEN code = %s "
+            f"THEN cleared_at IS NULL AND {advanced} "
             "ELSE cleared_at IS NULL OR cleared_at > %s OR last_seen_at >= %s END",
             [
                 Alert.OFFLINE_CODE,
                 self.moment,
-                *device_ids,
+                *device_params,
                 Alert.OFFLINE_CODE,
-                *self.advanced_ids,
+                *advanced_params,
                 earliest,
                 earliest,
             ],

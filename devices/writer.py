@@ -58,6 +58,16 @@ class Writer:
         """How a value comes back from the database (RETURNING), for matching."""
         return value if self.is_postgres else _sqlite(value)
 
+    def among(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """`column` is one of `values`, as SQL and its parameters: one array parameter on
+        PostgreSQL (a hundred placeholders cost more to bind than the query costs to run), an
+        IN list on SQLite. Nothing matches an empty list."""
+        if self.is_postgres:
+            return f"{column} = ANY(%s)", [list(values)]
+        if not values:
+            return "FALSE", []
+        return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
+
     # Statements ---------------------------------------------------------------------------
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
