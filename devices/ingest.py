@@ -37,6 +37,18 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # The columns of the tables every batch writes in bulk; on PostgreSQL each has a staging table
 # (devices/writer.py), created with the batch's first statement.
+BATCH_COLUMNS = (
+    "reseller_id",
+    "customer_id",
+    "credential_id",
+    "batch_id",
+    "received_at",
+    "remote_ip",
+    "content_encoding",
+    "body",
+    "snapshot_count",
+    "answer",
+)
 SNAPSHOT_COLUMNS = (
     "reseller_id",
     "device_id",
@@ -319,11 +331,20 @@ def _validate(envelope: wire.Envelope, moment: datetime) -> Outcome:
         except wire.WireError as error:
             outcome.reject(index, error.errors)
             continue
-        errors = _range_errors(snapshot)
-        if errors:
+        # Times that do not exist in UTC are refused (`_range_errors`); only a snapshot with
+        # alerts or jobs has other times than its own to check.
+        try:
+            collected_at: datetime | None = snapshot.collected_at.astimezone(UTC)
+        except OverflowError:
+            collected_at = None
+        errors = (
+            _range_errors(snapshot)
+            if collected_at is None or snapshot.alerts or snapshot.jobs
+            else []
+        )
+        if errors or collected_at is None:
             outcome.reject(index, errors)
             continue
-        collected_at = snapshot.collected_at.astimezone(UTC)
         if "\x00" in snapshot.device.serial:
             errors.append("$.device.serial: contains NUL")
         if collected_at > future:
@@ -480,48 +501,46 @@ class _Store:
         delivery is looked for in every partition instead, under a transaction lock on the
         batch's key, so that concurrent deliveries of one batch take turns. SQLite serialises
         writers by itself: of two racing deliveries the second fails and is retried."""
+        row: tuple[Any, ...] = (
+            self.reseller_id,
+            self.credential.customer_id,
+            self.credential.pk,
+            batch_id,
+            self.moment,
+            ip,
+            encoding[:16],
+            body,
+            count,
+            {},
+        )
         if self.w.is_postgres:
+            # One round trip: the stages, the lock, then the row unless an earlier delivery is
+            # there (the INSERT's snapshot is taken after the lock is granted).
             self.w.stages_declare(STAGED)
-            self.w.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                [f"devices.batch:{self.credential.pk}:{batch_id}"],
+            rows = self.w.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0)); "  # noqa: S608
+                f"INSERT INTO devices_telemetrybatch ({', '.join(BATCH_COLUMNS)}) "
+                "SELECT %s, %s, %s, %s, %s, %s::inet, %s, %s, %s, %s "
+                "WHERE NOT EXISTS (SELECT 1 FROM devices_telemetrybatch "
+                "WHERE credential_id = %s AND batch_id = %s) RETURNING id",
+                [
+                    f"devices.batch:{self.credential.pk}:{batch_id}",
+                    *row,
+                    self.credential.pk,
+                    batch_id,
+                ],
             )
+            if not rows:
+                return None
+            self.batch_pk = rows[0][0]
+            return self.batch_pk
         earlier = self.w.execute(
             "SELECT id FROM devices_telemetrybatch WHERE credential_id = %s AND batch_id = %s",
             [self.credential.pk, batch_id],
         )
         if earlier:
             return None
-        rows = self.w.insert(
-            "devices_telemetrybatch",
-            [
-                "reseller_id",
-                "customer_id",
-                "credential_id",
-                "batch_id",
-                "received_at",
-                "remote_ip",
-                "content_encoding",
-                "body",
-                "snapshot_count",
-                "answer",
-            ],
-            [
-                (
-                    self.reseller_id,
-                    self.credential.customer_id,
-                    self.credential.pk,
-                    batch_id,
-                    self.moment,
-                    ip,
-                    encoding[:16],
-                    body,
-                    count,
-                    {},
-                )
-            ],
-            returning="id",
-        )
+        rows = self.w.insert("devices_telemetrybatch", BATCH_COLUMNS, [row], returning="id")
         self.batch_pk = rows[0][0]
         return self.batch_pk
 

@@ -74,8 +74,8 @@ class Writer:
         self.statements += 1
         prefix, self._prefix = self._prefix, ""
         self.cursor.execute(prefix + sql, self.adapt(params))
-        if prefix:
-            while self.cursor.nextset():  # the declared stages' results come first
+        if self.is_postgres:
+            while self.cursor.nextset():  # of several statements, the last one's result
                 pass
         if self.cursor.description is None:
             return []
