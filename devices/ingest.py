@@ -785,9 +785,9 @@ class _Store:
         reseller_id = self.reseller_id
         text, color = normalise.text, normalise.color
         if self.w.is_postgres:
-            # COPY text written here for this one shape (copy_str on the free texts; names are
-            # pattern-checked), then the readings and the pages per day from the stage, in one
-            # round trip.
+            # COPY text written here for this one shape (free texts cleaned unless the body is
+            # plain; names are pattern-checked), then the readings and the pages per day from
+            # the stage, each a prepared statement.
             lines: list[str] = []
             clean = self.copy_text
             for item in new:
@@ -875,7 +875,8 @@ class _Store:
     def _supplies_staged(self, new: list[Item]) -> None:
         """PostgreSQL: every reported supply COPYed once into one stage, as its current row;
         the readings are all of them, the current rows the latest report of each supply
-        (the first in its snapshot, should a snapshot list a supply twice), in one round trip."""
+        (the first in its snapshot, should a snapshot list a supply twice); two prepared
+        statements."""
         reseller_id = self.reseller_id
         clean, color, family_of = self.copy_text, normalise.color, normalise.color_family
         lines = []
