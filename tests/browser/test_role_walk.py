@@ -228,7 +228,16 @@ STATEMENTS = ["statements", "statement"]
 WALKS: dict[str, tuple[Role, list[str]]] = {
     "reseller-admin": (
         Role.RESELLER_ADMIN,
-        [*DEVICES, *STATEMENTS, "customers", "users", "webhooks", "webhook-deliveries"],
+        [
+            *DEVICES,
+            *STATEMENTS,
+            "customers",
+            "customer-edit",
+            "users",
+            "reseller-settings",
+            "webhooks",
+            "webhook-deliveries",
+        ],
     ),
     "reseller-support": (Role.RESELLER_SUPPORT, [*DEVICES, "customers"]),
     "finance": (Role.RESELLER_FINANCE, [*DEVICES, *STATEMENTS]),
@@ -258,8 +267,10 @@ def _url(name: str, fleet: Fleet) -> str:
         return reverse("order-detail", kwargs={"order_id": fleet.order.pk})
     if name == "statement":
         return reverse("statement-detail", kwargs={"statement_id": fleet.statement.pk})
-    if name == "webhook-deliveries":
-        return reverse("webhook-deliveries")
+    if name == "customer-edit":
+        return reverse("customer-edit", kwargs={"customer_id": fleet.customer.pk})
+    if name in ("webhook-deliveries", "reseller-settings"):
+        return reverse(name)
     return reverse(LIST_ROUTES[name])
 
 
