@@ -235,6 +235,11 @@ WALKS: dict[str, tuple[Role, list[str]]] = {
             "customer-edit",
             "users",
             "reseller-settings",
+            "plan-create",
+            "contract-create",
+            "credential-create",
+            "product-create",
+            "policy-list",
             "webhooks",
             "webhook-deliveries",
         ],
@@ -260,6 +265,18 @@ LIST_ROUTES = {
 }
 
 
+# Forms reached from a list page's button, walked for their labels in both languages.
+FORMS = (
+    "webhook-deliveries",
+    "reseller-settings",
+    "plan-create",
+    "contract-create",
+    "credential-create",
+    "product-create",
+    "policy-list",
+)
+
+
 def _url(name: str, fleet: Fleet) -> str:
     if name == "device":
         return reverse("device-detail", kwargs={"device_id": fleet.device.pk})
@@ -269,7 +286,7 @@ def _url(name: str, fleet: Fleet) -> str:
         return reverse("statement-detail", kwargs={"statement_id": fleet.statement.pk})
     if name == "customer-edit":
         return reverse("customer-edit", kwargs={"customer_id": fleet.customer.pk})
-    if name in ("webhook-deliveries", "reseller-settings"):
+    if name in FORMS:
         return reverse(name)
     return reverse(LIST_ROUTES[name])
 
