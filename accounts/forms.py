@@ -26,9 +26,12 @@ class CustomerForm(forms.Form):
         help_text=_("Printed on usage statements."),
     )
     language = forms.ChoiceField(
-        label=_("Language of statements"),
+        label=_("Language of documents"),
         required=False,
-        help_text=_("The statement PDF and the email to the billing contact are written in it."),
+        help_text=_(
+            "Statement PDFs and the emails to the billing contact and the sites' contacts are "
+            "written in it; people with an account choose their own."
+        ),
     )
     notes = forms.CharField(
         label=_("Notes"), widget=forms.Textarea(attrs={"rows": 3}), required=False

@@ -10,7 +10,7 @@ German. The portal has the languages of settings.LANGUAGES; LANGUAGE_CODE is the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,9 +66,15 @@ def reader_of(user: Any, *, fallback_language: str | None = None) -> Reader:
     return Reader(language=language, locale=locale)
 
 
-def readers(emails: Iterable[str], *, fallback_language: str | None = None) -> dict[str, Reader]:
-    """How each address reads: as its user chose, else in `fallback_language` or the
-    installation's language (a site's contact, a support inbox)."""
+def readers(
+    emails: Iterable[str],
+    *,
+    fallback_language: str | None = None,
+    languages: Mapping[str, str] | None = None,
+) -> dict[str, Reader]:
+    """How each address reads: as its user chose, else in its language of `languages` (a
+    site's contact: its customer's), else `fallback_language` or the installation's (a
+    support inbox)."""
     from accounts.models import User
 
     addresses = list(emails)
@@ -79,8 +85,12 @@ def readers(emails: Iterable[str], *, fallback_language: str | None = None) -> d
             "email", "language", "locale"
         )
     }
+    known = {address.lower(): language for address, language in (languages or {}).items()}
     return {
-        email: reader_of(users.get(email.lower()), fallback_language=fallback_language)
+        email: reader_of(
+            users.get(email.lower()),
+            fallback_language=known.get(email.lower()) or fallback_language,
+        )
         for email in addresses
     }
 
