@@ -150,20 +150,10 @@ def test_the_billing_email_set_on_the_customer_form_receives_the_statement(
 
 
 def test_the_billing_contact_reads_the_customers_language(
-    tenant, draft, login, alice, monkeypatch, django_capture_on_commit_callbacks
+    tenant, draft, login, alice, pdf_html, django_capture_on_commit_callbacks
 ):
     """A billing contact is nobody's account: the customer's language (set on its form) writes
     the email and the PDF, whatever the installation's; the portal stays in English."""
-    import weasyprint
-
-    rendered: list[str] = []
-    real_html = weasyprint.HTML
-
-    def capture(*, string: str, **kwargs):
-        rendered.append(string)
-        return real_html(string=string, **kwargs)
-
-    monkeypatch.setattr(weasyprint, "HTML", capture)
     client = login(alice)
     edit = reverse("customer-edit", kwargs={"customer_id": tenant.customer.pk})
     assert 'name="language"' in client.get(edit).content.decode()
@@ -178,7 +168,7 @@ def test_the_billing_contact_reads_the_customers_language(
     [message] = mail.outbox
     assert f"Nutzungsabrechnung {final.number}" in message.subject
     assert "has finalised" not in message.body
-    [html] = rendered
+    [html] = pdf_html
     assert "<h1>Nutzungsabrechnung</h1>" in html
     assert "Nettobetrag" in html
     page = client.get(reverse("statement-detail", args=[final.pk])).content.decode()

@@ -225,24 +225,21 @@ def _sign_in_browser(page: Any, live_server: Any, user: Any) -> None:
 
 DEVICES = ["dashboard", "devices", "device", "supplies", "alerts", "orders", "order"]
 STATEMENTS = ["statements", "statement"]
+# Pages reached from another page's button, by route name: forms (walked for their labels in
+# both languages), the delivery log and the reorder rules.
+FORMS = (
+    "webhook-deliveries",
+    "reseller-settings",
+    "plan-create",
+    "contract-create",
+    "credential-create",
+    "product-create",
+    "policy-list",
+)
 WALKS: dict[str, tuple[Role, list[str]]] = {
     "reseller-admin": (
         Role.RESELLER_ADMIN,
-        [
-            *DEVICES,
-            *STATEMENTS,
-            "customers",
-            "customer-edit",
-            "users",
-            "reseller-settings",
-            "plan-create",
-            "contract-create",
-            "credential-create",
-            "product-create",
-            "policy-list",
-            "webhooks",
-            "webhook-deliveries",
-        ],
+        [*DEVICES, *STATEMENTS, "customers", "customer-edit", "users", "webhooks", *FORMS],
     ),
     "reseller-support": (Role.RESELLER_SUPPORT, [*DEVICES, "customers"]),
     "finance": (Role.RESELLER_FINANCE, [*DEVICES, *STATEMENTS]),
@@ -263,18 +260,6 @@ LIST_ROUTES = {
     "resellers": "operator-home",
     "operator-audit": "operator-audit",
 }
-
-
-# Forms reached from a list page's button, walked for their labels in both languages.
-FORMS = (
-    "webhook-deliveries",
-    "reseller-settings",
-    "plan-create",
-    "contract-create",
-    "credential-create",
-    "product-create",
-    "policy-list",
-)
 
 
 def _url(name: str, fleet: Fleet) -> str:
