@@ -3,6 +3,7 @@ Accept-Language, and the catalog's health (complete, no fuzzy entries, compiled 
 
 from __future__ import annotations
 
+import ast
 import gettext
 import re
 from pathlib import Path
@@ -282,3 +283,42 @@ def test_a_logged_english_sentence_reads_in_german_with_its_values() -> None:
     assert "cannot be found" not in found
     assert fixed != "The endpoint was turned off."
     assert foreign == "ConnectError: [Errno 111] Connection refused"
+
+
+def eager_translations(source: str) -> list[int]:
+    """Lines that call gettext (imported as `_` or by name) outside any function: evaluated once
+    at import, in the default language, so they read English to everyone."""
+    tree = ast.parse(source)
+    eager = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "django.utils.translation"
+        for alias in node.names
+        if alias.name in ("gettext", "ngettext", "pgettext")
+    }
+    found: list[int] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inside = in_function or isinstance(
+                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+            )
+            call = isinstance(child, ast.Call) and isinstance(child.func, ast.Name)
+            if call and not in_function and child.func.id in eager:
+                found.append(child.lineno)
+            visit(child, inside)
+
+    visit(tree, False)
+    return found
+
+
+def test_no_message_is_translated_once_at_import() -> None:
+    assert eager_translations("from django.utils.translation import gettext as _\nX = _('a')\n")
+    assert not eager_translations(
+        "from django.utils.translation import gettext_lazy as _\nX = _('a')\n"
+    )
+    found = []
+    for app in ("accounts", "billing", "devices", "integrations", "orders", "portal"):
+        for path in (BASE / app).rglob("*.py"):
+            found += [f"{path.relative_to(BASE)}:{n}" for n in eager_translations(path.read_text())]
+    assert found == []
