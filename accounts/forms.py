@@ -25,9 +25,24 @@ class CustomerForm(forms.Form):
         required=False,
         help_text=_("Printed on usage statements."),
     )
+    language = forms.ChoiceField(
+        label=_("Language of documents"),
+        required=False,
+        help_text=_(
+            "Statement PDFs and the emails to the billing contact and the sites' contacts are "
+            "written in it; people with an account choose their own."
+        ),
+    )
     notes = forms.CharField(
         label=_("Notes"), widget=forms.Textarea(attrs={"rows": 3}), required=False
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from portal import i18n
+
+        super().__init__(*args, **kwargs)
+        field: Any = self.fields["language"]
+        field.choices = [("", _("The portal's default")), *i18n.language_choices()]
 
 
 class SiteForm(forms.ModelForm):
@@ -44,6 +59,18 @@ class SiteForm(forms.ModelForm):
             "contact_email",
             "contact_phone",
         ]
+        labels = {
+            "name": _("Name"),
+            "address_line1": _("Address"),
+            "address_line2": _("Address (line 2)"),
+            "postal_code": _("Postal code"),
+            "city": _("City"),
+            "country": _("Country"),
+            "contact_name": _("Contact name"),
+            "contact_email": _("Contact email"),
+            "contact_phone": _("Contact phone"),
+        }
+        help_texts = {"country": _("ISO 3166 code, e.g. DE")}
 
     def validate_unique(self) -> None:
         """Uniqueness is the service's rule (it answers with a field error)."""
@@ -53,9 +80,10 @@ ROLE_CHOICES = [(r.value, r.label) for r in Role if r in RESELLER_ROLES | CUSTOM
 
 
 class InvitationForm(forms.Form):
-    email = forms.EmailField()
-    role = forms.ChoiceField(choices=ROLE_CHOICES)
+    email = forms.EmailField(label=_("Email"))
+    role = forms.ChoiceField(label=_("Role"), choices=ROLE_CHOICES)
     customer: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
+        label=_("Customer"),
         queryset=None,
         required=False,
         help_text=_("Only for customer roles."),
@@ -67,40 +95,51 @@ class InvitationForm(forms.Form):
 
 
 class MembershipRoleForm(forms.Form):
-    role = forms.ChoiceField(choices=ROLE_CHOICES)
+    role = forms.ChoiceField(label=_("Role"), choices=ROLE_CHOICES)
 
 
 class ApiTokenForm(InvitationForm):
     email = None  # type: ignore[assignment]
     name = forms.CharField(
-        max_length=100, help_text=_("Where the token is used, e.g. 'ERP export'.")
+        label=_("Name"),
+        max_length=100,
+        help_text=_("Where the token is used, e.g. 'ERP export'."),
     )
 
     field_order = ["name", "role", "customer"]
 
 
 class ResellerForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(label=_("Name"), max_length=200)
     slug = forms.SlugField(
-        max_length=64, required=False, help_text=_("Derived from the name if empty.")
+        label=_("Short name"),
+        max_length=64,
+        required=False,
+        help_text=_("Derived from the name if empty."),
     )
-    support_email = forms.EmailField(required=False)
-    address = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    support_email = forms.EmailField(label=_("Support email"), required=False)
+    address = forms.CharField(
+        label=_("Address"), widget=forms.Textarea(attrs={"rows": 3}), required=False
+    )
 
 
 class ResellerSettingsForm(forms.Form):
     """A reseller admin's own settings; the logo is checked by services.reseller_update."""
 
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(label=_("Name"), max_length=200)
     address = forms.CharField(
+        label=_("Address"),
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
         help_text=_("Printed on statements, one line per row."),
     )
     support_email = forms.EmailField(
-        required=False, help_text=_("Where your customers write for help.")
+        label=_("Support email"),
+        required=False,
+        help_text=_("Where your customers write for help."),
     )
     logo = forms.FileField(
+        label=_("Logo"),
         required=False,
         help_text=_("PNG or JPEG, at most 512 KiB. Printed on statements."),
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg"}),

@@ -34,7 +34,7 @@ from accounts.models import (
 )
 from orders import email_services
 from orders.models import EmailLog
-from portal import rls
+from portal import i18n, rls
 from portal.errors import ConflictError, DomainError, NotFoundError, PermissionDeniedError
 from portal.tenancy import (
     ADMIN_ROLES,
@@ -235,9 +235,11 @@ def customer_create(
     account_number: str = "",
     billing_email: str = "",
     billing_address: str = "",
+    language: str = "",
     notes: str = "",
 ) -> Customer:
     _require_admin(ctx)
+    _customer_language_check(language)
     name = name.strip()
     if not name:
         raise DomainError(
@@ -256,18 +258,26 @@ def customer_create(
             account_number=account_number.strip(),
             billing_email=billing_email.strip(),
             billing_address=billing_address.strip(),
+            language=language,
             notes=notes,
         )
         audit_record(ctx=ctx, action="customer.create", obj=customer, detail={"name": name})
     return customer
 
 
+def _customer_language_check(language: str) -> None:
+    if language and not i18n.language_valid(language):
+        message = _("Choose one of the portal's languages.")
+        raise DomainError(message, code="language_unknown", fields={"language": [message]})
+
+
 def customer_update(*, ctx: TenantContext, customer_id: int, **fields: Any) -> Customer:
     _require_admin(ctx)
-    allowed = {"name", "account_number", "billing_email", "billing_address", "notes"}
+    allowed = {"name", "account_number", "billing_email", "billing_address", "language", "notes"}
     unknown = set(fields) - allowed
     if unknown:
         raise DomainError(_("Unknown fields: %(join)s.") % {"join": ", ".join(sorted(unknown))})
+    _customer_language_check(fields.get("language", ""))
     with transaction.atomic():
         customer = _get_for_update(Customer, ctx, customer_id)
         if "name" in fields:

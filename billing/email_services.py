@@ -100,6 +100,7 @@ def statement_email_send(*, statement_id: int) -> EmailLog | None:
                     % {"reseller": reseller.name, "number": statement.number}
                 ),
                 statement=statement,
+                fallback_language=customer.language or None,
             )
     except IntegrityError:
         return None  # another run of the task logged it first

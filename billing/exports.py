@@ -9,13 +9,12 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
 
 from billing.models import Statement, StatementLine
 from billing.selectors import USAGE_EXPORT_COLUMNS, UsageExport
-from portal import formatting, labels
+from portal import formatting, i18n, labels
 from portal.csv_export import csv_lines
 
 __all__ = ["csv_lines"]  # the views and API stream through exports.csv_lines
@@ -120,8 +119,11 @@ def statement_pdf(context: dict[str, Any]) -> bytes:
 # The three phases of statement_pdf, apart for benchmarks/statement_pdf.py to time.
 def statement_pdf_html(context: dict[str, Any]) -> str:
     # The same document whoever asks, in a request or a task (it is kept and served again):
-    # the installation's language (LANGUAGE_CODE) and formats, not the asker's.
-    with translation.override(settings.LANGUAGE_CODE), formatting.override():
+    # the customer's language (else the installation's) and its way of writing numbers and
+    # dates, as the email to the billing contact, not the asker's.
+    customer = context["statement"].customer
+    reader = i18n.reader_of(None, fallback_language=customer.language or None)
+    with translation.override(reader.language), formatting.override(locale=reader.locale):
         return render_to_string("billing/statement_pdf.html", context)
 
 

@@ -57,9 +57,11 @@ def tiers_text(tiers: Any) -> str:
 
 class TermsForm(forms.Form):
     effective_from = forms.DateField(
-        widget=DATE, help_text=_("The first period these terms price.")
+        label=_("Effective from"), widget=DATE, help_text=_("The first period these terms price.")
     )
-    monthly_fee_per_device = NumberField(min_value=0, **MONEY._asdict(), initial=0)
+    monthly_fee_per_device = NumberField(
+        label=_("Monthly fee per device"), min_value=0, **MONEY._asdict(), initial=0
+    )
     minimum_monthly = NumberField(
         min_value=0, **MONEY._asdict(), initial=0, label=_("Minimum monthly commitment")
     )
@@ -69,21 +71,30 @@ class TermsForm(forms.Form):
 
 
 class PlanForm(TermsForm):
-    name = forms.CharField(max_length=200)
-    currency = forms.ChoiceField(choices=[(c, c) for c in CURRENCIES], initial="EUR")
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    name = forms.CharField(label=_("Name"), max_length=200)
+    currency = forms.ChoiceField(
+        label=_("Currency"), choices=[(c, c) for c in CURRENCIES], initial="EUR"
+    )
+    description = forms.CharField(
+        label=_("Description"), widget=forms.Textarea(attrs={"rows": 2}), required=False
+    )
 
     field_order = ["name", "currency", "description"]
 
 
 class RateForm(forms.Form):
-    counter = forms.ChoiceField(choices=[("", "—"), *COUNTERS], required=False)
-    media_type = forms.CharField(max_length=128, required=False)
+    counter = forms.ChoiceField(label=_("Counter"), choices=[("", "—"), *COUNTERS], required=False)
+    media_type = forms.CharField(label=_("Media type"), max_length=128, required=False)
     color = forms.CharField(max_length=64, required=False, label=_("Colour"))
-    mode = forms.ChoiceField(choices=PlanRate.Mode.choices, initial=PlanRate.Mode.GRADUATED)
+    mode = forms.ChoiceField(
+        label=_("Tiers"), choices=PlanRate.Mode.choices, initial=PlanRate.Mode.GRADUATED
+    )
     scope = forms.ChoiceField(choices=PlanRate.Scope.choices, label=_("Allowance"))
-    included_units = NumberField(min_value=0, **UNITS._asdict(), initial=0, required=False)
+    included_units = NumberField(
+        label=_("Included units"), min_value=0, **UNITS._asdict(), initial=0, required=False
+    )
     tiers = forms.CharField(
+        label=_("Prices"),
         required=False,
         help_text=_("from: unit price; … e.g. 0: 0.012; 5000: 0.009"),
         widget=forms.TextInput(attrs={"placeholder": "0: 0.012; 5000: 0.009"}),
@@ -133,15 +144,26 @@ def terms_from(form: TermsForm, rates: Any) -> Terms:
 
 
 class ContractForm(forms.Form):
-    customer: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None)
-    plan: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None)
-    reference = forms.CharField(max_length=100)
+    customer: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
+        label=_("Customer"), queryset=None
+    )
+    plan: forms.ModelChoiceField[Any] = forms.ModelChoiceField(label=_("Price plan"), queryset=None)
+    reference = forms.CharField(label=_("Reference"), max_length=100)
     purchase_order = forms.CharField(max_length=100, required=False, label=_("Purchase order"))
     anchor_day = forms.IntegerField(
-        min_value=1, max_value=28, initial=1, help_text=_("Periods start on this day each month.")
+        label=_("Period start day"),
+        min_value=1,
+        max_value=28,
+        initial=1,
+        help_text=_("Periods start on this day each month."),
     )
-    starts_on = forms.DateField(widget=DATE)
-    ends_on = forms.DateField(widget=DATE, required=False, help_text=_("First day not covered."))
+    starts_on = forms.DateField(label=_("Starts on"), widget=DATE)
+    ends_on = forms.DateField(
+        label=_("Ends on"),
+        widget=DATE,
+        required=False,
+        help_text=_("First day not covered."),
+    )
     missing_data = forms.ChoiceField(
         choices=Contract.MissingData.choices, label=_("When a printer sends no readings")
     )
@@ -154,7 +176,12 @@ class ContractForm(forms.Form):
 
 class ContractEditForm(forms.Form):
     purchase_order = forms.CharField(max_length=100, required=False, label=_("Purchase order"))
-    ends_on = forms.DateField(widget=DATE, required=False, help_text=_("First day not covered."))
+    ends_on = forms.DateField(
+        label=_("Ends on"),
+        widget=DATE,
+        required=False,
+        help_text=_("First day not covered."),
+    )
     missing_data = forms.ChoiceField(
         choices=Contract.MissingData.choices, label=_("When a printer sends no readings")
     )
@@ -174,15 +201,18 @@ class DeviceLeaveForm(forms.Form):
 
 
 class CorrectionForm(forms.Form):
-    counter = forms.ChoiceField(choices=COUNTERS)
-    media_type = forms.CharField(max_length=128, required=False)
+    counter = forms.ChoiceField(label=_("Counter"), choices=COUNTERS)
+    media_type = forms.CharField(label=_("Media type"), max_length=128, required=False)
     color = forms.CharField(max_length=64, required=False, label=_("Colour"))
-    kind = forms.ChoiceField(choices=CounterCorrection.Kind.choices)
+    kind = forms.ChoiceField(label=_("Kind"), choices=CounterCorrection.Kind.choices)
     effective_at = forms.DateTimeField(
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label=_("When (UTC)")
     )
     value = NumberField(
-        min_value=0, decimal_places=4, help_text=_("The meter reading, or the new board's count.")
+        label=_("Value"),
+        min_value=0,
+        decimal_places=4,
+        help_text=_("The meter reading, or the new board's count."),
     )
     old_value = NumberField(
         min_value=0,
@@ -191,7 +221,7 @@ class CorrectionForm(forms.Form):
         label=_("Old board's last count"),
         help_text=_("Board swaps only: the old board's final reading, if known."),
     )
-    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    note = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class ComputeForm(forms.Form):

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.timezone import now
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Site
 from accounts.services import audit_record
@@ -48,8 +49,8 @@ class ContractAction:
     KEEP = "keep"
     END = "end"
     CHOICES = (
-        (KEEP, "Keep the membership: the contract goes on billing this printer"),
-        (END, "End the membership on the given day"),
+        (KEEP, gettext_lazy("Keep the membership: the contract goes on billing this printer")),
+        (END, gettext_lazy("End the membership on the given day")),
     )
 
 

@@ -13,6 +13,7 @@ from django.shortcuts import render
 from django.utils import dateformat
 from django.utils.timezone import now
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.vary import vary_on_headers
 
 from devices import charts, fleet_selectors, selectors
@@ -35,18 +36,26 @@ def _sort_choices(keys: Any) -> list[tuple[str, str]]:
 
 
 class DeviceFilterForm(forms.Form):
-    q = forms.CharField(required=False, max_length=100)
+    q = forms.CharField(label=gettext_lazy("Search"), required=False, max_length=100)
     # Ids checked against the tenant's customers and sites in device_filter: a choice field
     # would normalise a reseller's hundreds of options twice per request.
-    customer = forms.IntegerField(required=False)
-    site = forms.IntegerField(required=False)
+    customer = forms.IntegerField(label=gettext_lazy("Customer"), required=False)
+    site = forms.IntegerField(label=gettext_lazy("Site"), required=False)
     status = forms.ChoiceField(
-        required=False, choices=[("", _("Any status")), *DeviceStatus.choices]
+        label=gettext_lazy("Status"),
+        required=False,
+        choices=[("", gettext_lazy("Any status")), *DeviceStatus.choices],
     )
-    model = forms.ChoiceField(required=False)
-    low = forms.BooleanField(required=False)
-    lifecycle = forms.ChoiceField(required=False, choices=Lifecycle.choices)
-    sort = forms.ChoiceField(required=False, choices=_sort_choices(fleet_selectors.DEVICE_SORTS))
+    model = forms.ChoiceField(label=gettext_lazy("Model"), required=False)
+    low = forms.BooleanField(label=gettext_lazy("Low supplies"), required=False)
+    lifecycle = forms.ChoiceField(
+        label=gettext_lazy("In service"), required=False, choices=Lifecycle.choices
+    )
+    sort = forms.ChoiceField(
+        label=gettext_lazy("Sort"),
+        required=False,
+        choices=_sort_choices(fleet_selectors.DEVICE_SORTS),
+    )
 
     def __init__(
         self,
@@ -187,12 +196,18 @@ def device_detail(request: Any, device_id: int) -> HttpResponse:
 
 
 class SupplyFilterForm(forms.Form):
-    kind = forms.ChoiceField(required=False)
-    color = forms.ChoiceField(required=False)
-    low = forms.BooleanField(required=False)
-    reorder = forms.BooleanField(required=False)
-    days = forms.IntegerField(required=False, min_value=0, max_value=3650)
-    sort = forms.ChoiceField(required=False, choices=_sort_choices(fleet_selectors.SUPPLY_SORTS))
+    kind = forms.ChoiceField(label=gettext_lazy("Kind"), required=False)
+    color = forms.ChoiceField(label=gettext_lazy("Colour"), required=False)
+    low = forms.BooleanField(label=gettext_lazy("Low"), required=False)
+    reorder = forms.BooleanField(label=gettext_lazy("At reorder point"), required=False)
+    days = forms.IntegerField(
+        label=gettext_lazy("Empty within (days)"), required=False, min_value=0, max_value=3650
+    )
+    sort = forms.ChoiceField(
+        label=gettext_lazy("Sort"),
+        required=False,
+        choices=_sort_choices(fleet_selectors.SUPPLY_SORTS),
+    )
 
     def __init__(self, *args: Any, kinds: list[str], colors: list[str], **kw: Any):
         super().__init__(*args, **kw)

@@ -12,17 +12,26 @@ from devices.models import Credential, TelemetryPolicy
 
 
 class CredentialForm(forms.Form):
-    kind = forms.ChoiceField(choices=Credential.Kind.choices, widget=forms.RadioSelect)
+    kind = forms.ChoiceField(
+        label=_("Kind"), choices=Credential.Kind.choices, widget=forms.RadioSelect
+    )
     name = forms.CharField(
-        max_length=200, required=False, help_text=_("Where it runs, e.g. 'Front office PC'.")
+        label=_("Name"),
+        max_length=200,
+        required=False,
+        help_text=_("Where it runs, e.g. 'Front office PC'."),
     )
     site: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
+        label=_("Site"),
         queryset=None,
         required=False,
         help_text=_("Collectors register the printers they find to this site."),
     )
     serial = forms.CharField(
-        max_length=128, required=False, help_text=_("Direct connect only: the printer's serial.")
+        label=_("Serial number"),
+        max_length=128,
+        required=False,
+        help_text=_("Direct connect only: the printer's serial."),
     )
 
     def __init__(self, *args: Any, sites: Any, **kwargs: Any) -> None:
@@ -34,6 +43,7 @@ class CredentialForm(forms.Form):
 
 class RotateForm(forms.Form):
     grace_hours = forms.IntegerField(
+        label=_("Grace period (hours)"),
         min_value=0,
         max_value=720,
         initial=24,
@@ -56,26 +66,35 @@ class LinesField(forms.CharField):
 
 class CollectorConfigForm(forms.Form):
     ranges = LinesField(
+        label=_("Networks"),
         required=False,
         help_text=_(
             "Networks to scan, one per line: 192.0.2.0/24, 192.0.2.10-192.0.2.50 or single "
             "addresses, at most 65,536 addresses each. Empty: the collector's own subnet."
         ),
     )
-    communities = LinesField(help_text=_("SNMP v1/v2c communities to try, one per line."))
-    poll_interval_minutes = forms.IntegerField(
-        min_value=15, max_value=1440, help_text=_("How often each printer is polled (at least 15).")
+    communities = LinesField(
+        label=_("Communities"), help_text=_("SNMP v1/v2c communities to try, one per line.")
     )
-    upload_interval_minutes = forms.IntegerField(min_value=1, max_value=1440)
+    poll_interval_minutes = forms.IntegerField(
+        label=_("Poll interval (minutes)"),
+        min_value=15,
+        max_value=1440,
+        help_text=_("How often each printer is polled (at least 15)."),
+    )
+    upload_interval_minutes = forms.IntegerField(
+        label=_("Upload interval (minutes)"), min_value=1, max_value=1440
+    )
 
 
 class TelemetryPolicyForm(forms.Form):
-    job_names = forms.ChoiceField(choices=TelemetryPolicy.Personal.choices)
-    user_names = forms.ChoiceField(choices=TelemetryPolicy.Personal.choices)
+    job_names = forms.ChoiceField(label=_("Job names"), choices=TelemetryPolicy.Personal.choices)
+    user_names = forms.ChoiceField(label=_("User names"), choices=TelemetryPolicy.Personal.choices)
 
 
 class DeviceRenameForm(forms.Form):
     name = forms.CharField(
+        label=_("Name"),
         max_length=200,
         required=False,
         help_text=_("The portal's label, e.g. 'Reception plotter'. Empty: model and serial."),
@@ -89,7 +108,9 @@ def _site_field(sites: Any, field: Any) -> None:
 
 class DeviceMoveForm(forms.Form):
     site: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
-        queryset=None, help_text=_("A site of this customer or of another of your customers.")
+        label=_("Site"),
+        queryset=None,
+        help_text=_("A site of this customer or of another of your customers."),
     )
 
     def __init__(self, *args: Any, sites: Any, **kwargs: Any) -> None:
@@ -101,9 +122,13 @@ class ContractDecisionForm(forms.Form):
     """The decision on a running contract membership; the service says when it is needed."""
 
     contract_action = forms.ChoiceField(
-        choices=ContractAction.CHOICES, widget=forms.RadioSelect, required=False
+        label=_("Contract"),
+        choices=ContractAction.CHOICES,
+        widget=forms.RadioSelect,
+        required=False,
     )
     effective_on = forms.DateField(
+        label=_("Effective on"),
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text=_("The first day the contract no longer bills this printer."),
@@ -136,7 +161,7 @@ SNOOZE_CHOICES = [
 
 
 class AlertSnoozeForm(forms.Form):
-    hours = forms.TypedChoiceField(choices=SNOOZE_CHOICES, coerce=int)
+    hours = forms.TypedChoiceField(label=_("Snooze for"), choices=SNOOZE_CHOICES, coerce=int)
 
     def clean_hours(self) -> int:
         hours: int = self.cleaned_data["hours"]

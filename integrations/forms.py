@@ -24,5 +24,7 @@ class WebhookEndpointForm(forms.Form):
 
 class DeliveryFilterForm(forms.Form):
     status = forms.ChoiceField(
-        choices=[("", _("Any status")), *WebhookDelivery.Status.choices], required=False
+        label=_("Status"),
+        choices=[("", _("Any status")), *WebhookDelivery.Status.choices],
+        required=False,
     )

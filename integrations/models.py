@@ -15,9 +15,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import gettext_noop, pgettext_lazy
 
+from portal.i18n import translate_logged
 from portal.tenancy import TenantModel
+
+# A delivery error with a value in it (the others are fixed sentences, or a library's text).
+HOST_NOT_FOUND = gettext_noop("The host %(host)s cannot be found.")
 
 
 class Event(models.TextChoices):
@@ -56,6 +60,11 @@ class WebhookEndpoint(TenantModel):
     def __str__(self) -> str:
         return self.url
 
+    @property
+    def event_labels(self) -> list[str]:
+        """The subscribed events in words (the codes are the receiver's, in the payload)."""
+        return [str(Event(e).label) if e in Event.values else e for e in self.events]
+
 
 class WebhookDelivery(TenantModel):
     """One event for one endpoint, with its attempts' outcome (the portal's delivery log)."""
@@ -85,6 +94,7 @@ class WebhookDelivery(TenantModel):
     next_attempt_at = models.DateTimeField(default=now)
     response_code = models.PositiveSmallIntegerField(null=True, blank=True)
     response_excerpt = models.CharField(max_length=500, blank=True)
+    # In English, whatever the installation's language: see error_text.
     error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=now)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -102,3 +112,8 @@ class WebhookDelivery(TenantModel):
                 name="integrations_delivery_due",
             ),
         ]
+
+    @property
+    def error_text(self) -> str:
+        """The logged error in the reader's language."""
+        return translate_logged(self.error, [HOST_NOT_FOUND])

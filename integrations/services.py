@@ -24,11 +24,19 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F
+from django.utils import translation
 from django.utils.timezone import now
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from accounts.services import audit_record
-from integrations.models import SUBSCRIBABLE, Event, WebhookDelivery, WebhookEndpoint
+from integrations.models import (
+    HOST_NOT_FOUND,
+    SUBSCRIBABLE,
+    Event,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from portal import rls
 from portal.errors import ConflictError, DomainError, NotFoundError, PermissionDeniedError
 from portal.tenancy import ADMIN_ROLES, TenantContext
@@ -80,7 +88,7 @@ def webhook_url_check(url: str) -> None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
     except (OSError, ValueError, UnicodeError):
-        raise refuse(_("The host %(host)s cannot be found.") % {"host": parts.hostname}) from None
+        raise refuse(_(HOST_NOT_FOUND) % {"host": parts.hostname}) from None
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if not address.is_global or address.is_multicast:
@@ -351,7 +359,7 @@ def webhook_deliver(*, delivery_id: int) -> bool:
         return False
     endpoint = delivery.endpoint
     if not endpoint.is_active and delivery.event != Event.PING:
-        _record(delivery, is_final=True, error="The endpoint was turned off.")
+        _record(delivery, is_final=True, error=gettext_noop("The endpoint was turned off."))
         return False
     body = webhook_body(delivery.payload)
     timestamp = str(int(now().timestamp()))
@@ -365,8 +373,10 @@ def webhook_deliver(*, delivery_id: int) -> bool:
         SIGNATURE_HEADER: webhook_signature(secret=endpoint.secret, timestamp=timestamp, body=body),
     }
     try:
-        # Again at each attempt: the host's address may have changed since it was saved.
-        webhook_url_check(endpoint.url)
+        # Again at each attempt: the host's address may have changed since it was saved. The
+        # log is written in English and read in each reader's language (WebhookDelivery.error_text).
+        with translation.override("en"):
+            webhook_url_check(endpoint.url)
     except DomainError as error:
         _record(delivery, is_final=True, error=error.message)
         return False
@@ -480,7 +490,7 @@ def webhooks_deliver_sweep(*, limit: int = 500) -> int:
             status=WebhookDelivery.Status.SENDING, attempts__gte=settings.WEBHOOK_MAX_ATTEMPTS
         ).update(
             status=WebhookDelivery.Status.FAILED,
-            error="The sender stopped during the last attempt.",
+            error=gettext_noop("The sender stopped during the last attempt."),
         )
         ids = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
     _deliveries_enqueue(ids)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from email.utils import parseaddr
 from typing import Any
@@ -73,15 +73,17 @@ def emails_queue(
     invitation: Invitation | None = None,
     statement: Any = None,
     fallback_language: str | None = None,
+    languages: Mapping[str, str] | None = None,
 ) -> list[EmailLog]:
     """Log one email per recipient and send them once the caller's transaction commits.
 
     Each recipient reads it in their own language and number format (portal/i18n.py), so the
     body and `subject` (best a function, called with that language active) are rendered once per
     way of reading, whoever's request asked for them. Addresses that are nobody's account read
-    `fallback_language`, else the installation's; times are in the installation's zone."""
+    their language in `languages`, else `fallback_language`, else the installation's; times
+    are in the installation's zone."""
     unique = list(dict.fromkeys(r.strip().lower() for r in recipients if r and r.strip()))
-    readers = i18n.readers(unique, fallback_language=fallback_language)
+    readers = i18n.readers(unique, fallback_language=fallback_language, languages=languages)
     rendered: dict[i18n.Reader, tuple[str, str]] = {}
     for reader in dict.fromkeys(readers.values()):
         with translation.override(reader.language), formatting.override(locale=reader.locale):

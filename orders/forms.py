@@ -16,24 +16,25 @@ class ProductForm(forms.Form):
     part_number = forms.CharField(
         label=_("Manufacturer part number"), max_length=128, required=False
     )
-    name = forms.CharField(max_length=200)
-    kind = forms.ChoiceField(choices=Product.Kind.choices)
+    name = forms.CharField(label=_("Name"), max_length=200)
+    kind = forms.ChoiceField(label=_("Kind"), choices=Product.Kind.choices)
     color = forms.CharField(label=_("Colour"), max_length=64, required=False)
-    rated_yield = forms.IntegerField(min_value=1, required=False)
-    yield_unit = forms.ChoiceField(choices=Product.YieldUnit.choices)
+    rated_yield = forms.IntegerField(label=_("Rated yield"), min_value=1, required=False)
+    yield_unit = forms.ChoiceField(label=_("Yield unit"), choices=Product.YieldUnit.choices)
     compatible_models = forms.CharField(
+        label=_("Compatible models"),
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
         help_text=_("One printer model per line, as the printers report it."),
     )
-    price = forms.DecimalField(min_value=0, max_digits=12, decimal_places=2)
-    currency = forms.ChoiceField(choices=[(c, c) for c in money.CURRENCIES])
+    price = forms.DecimalField(label=_("Price"), min_value=0, max_digits=12, decimal_places=2)
+    currency = forms.ChoiceField(label=_("Currency"), choices=[(c, c) for c in money.CURRENCIES])
     is_active = forms.BooleanField(label=_("Offered to customers"), required=False, initial=True)
 
 
 class OrderLineForm(forms.Form):
     product = forms.TypedChoiceField(coerce=int, label=_("Product"))
-    quantity = forms.IntegerField(min_value=1, max_value=999, initial=1)
+    quantity = forms.IntegerField(label=_("Quantity"), min_value=1, max_value=999, initial=1)
 
     def __init__(self, *args: Any, products: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -44,7 +45,9 @@ class OrderLineForm(forms.Form):
 class OrderForm(OrderLineForm):
     site = forms.TypedChoiceField(coerce=int, label=_("Deliver to"))
     supply_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
-    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    note = forms.CharField(
+        label=_("Note"), widget=forms.Textarea(attrs={"rows": 2}), required=False
+    )
 
     field_order = ["site", "product", "quantity", "note", "supply_id"]
 
@@ -55,14 +58,14 @@ class OrderForm(OrderLineForm):
 
 
 class TransitionForm(forms.Form):
-    to = forms.ChoiceField(choices=Order.Status.choices)
-    note = forms.CharField(max_length=500, required=False)
-    carrier = forms.CharField(max_length=64, required=False)
-    tracking_number = forms.CharField(max_length=128, required=False)
+    to = forms.ChoiceField(label=_("New status"), choices=Order.Status.choices)
+    note = forms.CharField(label=_("Note"), max_length=500, required=False)
+    carrier = forms.CharField(label=_("Carrier"), max_length=64, required=False)
+    tracking_number = forms.CharField(label=_("Tracking number"), max_length=128, required=False)
 
 
 class PolicyForm(forms.Form):
-    customer = forms.TypedChoiceField(coerce=int)
+    customer = forms.TypedChoiceField(label=_("Customer"), coerce=int)
     device = forms.TypedChoiceField(
         coerce=int, empty_value=None, required=False, label=_("Device override")
     )
@@ -79,7 +82,9 @@ class PolicyForm(forms.Form):
         label=_("Lead time (days)"),
         help_text=_("Act when the forecast says the supply empties within this many days."),
     )
-    mode = forms.ChoiceField(choices=ReorderPolicy.Mode.choices, initial=ReorderPolicy.Mode.ALERT)
+    mode = forms.ChoiceField(
+        label=_("Mode"), choices=ReorderPolicy.Mode.choices, initial=ReorderPolicy.Mode.ALERT
+    )
     requires_approval = forms.BooleanField(
         required=False,
         label=_("Buyers' orders need a customer admin's approval"),

@@ -646,6 +646,8 @@ def supply_alert_notify(*, alert_id: int) -> bool:
                 % {"supply": labels.supply_label(supply), "device": alert.device, "site": site.name}
             ),
             supply_alert=alert,
+            # The site's contact is the customer's; the support inbox is the reseller's.
+            languages={site.contact_email: alert.customer.language} if site.contact_email else None,
         )
     return True
 

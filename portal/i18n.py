@@ -9,11 +9,13 @@ German. The portal has the languages of settings.LANGUAGES; LANGUAGE_CODE is the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 
 def language_valid(code: str) -> bool:
@@ -64,9 +66,15 @@ def reader_of(user: Any, *, fallback_language: str | None = None) -> Reader:
     return Reader(language=language, locale=locale)
 
 
-def readers(emails: Iterable[str], *, fallback_language: str | None = None) -> dict[str, Reader]:
-    """How each address reads: as its user chose, else in `fallback_language` or the
-    installation's language (a site's contact, a support inbox)."""
+def readers(
+    emails: Iterable[str],
+    *,
+    fallback_language: str | None = None,
+    languages: Mapping[str, str] | None = None,
+) -> dict[str, Reader]:
+    """How each address reads: as its user chose, else in its language of `languages` (a
+    site's contact: its customer's), else `fallback_language` or the installation's (a
+    support inbox)."""
     from accounts.models import User
 
     addresses = list(emails)
@@ -77,7 +85,30 @@ def readers(emails: Iterable[str], *, fallback_language: str | None = None) -> d
             "email", "language", "locale"
         )
     }
+    known = {address.lower(): language for address, language in (languages or {}).items()}
     return {
-        email: reader_of(users.get(email.lower()), fallback_language=fallback_language)
+        email: reader_of(
+            users.get(email.lower()),
+            fallback_language=known.get(email.lower()) or fallback_language,
+        )
         for email in addresses
     }
+
+
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def translate_logged(text: str, templates: Iterable[str] = ()) -> str:
+    """A sentence a worker logged in English, in the reader's language: a message of the
+    catalog as it is, or one of `templates` (English messages with %(name)s placeholders) with
+    its values put back. Anything else (a library's error text) stays as it was logged."""
+    for template in templates:
+        parts = PLACEHOLDER.split(template)
+        # split() alternates literal text and placeholder names: text, name, text, ...
+        pattern = "".join(
+            re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts)
+        )
+        match = re.fullmatch(pattern, text)
+        if match:
+            return gettext(template) % match.groupdict()
+    return gettext(text) if text else text

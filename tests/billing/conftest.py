@@ -91,3 +91,19 @@ def contract(tenant: Tenant, plan: PricePlan, printers: list[Device]) -> Contrac
             ctx=ctx, contract_id=contract.pk, device_id=device.pk, joined_on=date(2026, 1, 1)
         )
     return contract
+
+
+@pytest.fixture
+def pdf_html(monkeypatch: Any) -> list[str]:
+    """The HTML of every statement PDF rendered while the test runs, as WeasyPrint got it."""
+    import weasyprint
+
+    rendered: list[str] = []
+    real_html = weasyprint.HTML
+
+    def capture(*, string: str, **kwargs: Any) -> Any:
+        rendered.append(string)
+        return real_html(string=string, **kwargs)
+
+    monkeypatch.setattr(weasyprint, "HTML", capture)
+    return rendered

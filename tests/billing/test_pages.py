@@ -344,17 +344,7 @@ def test_statement_pdf_carries_the_resellers_logo(login, alice, final, settings,
     assert b"/Subtype /Image" in client.get(url).content
 
 
-def test_statement_pdf_addresses_the_customer(login, alice, final, monkeypatch):
-    import weasyprint
-
-    rendered: list[str] = []
-    real_html = weasyprint.HTML
-
-    def capture(*, string: str, **kwargs):
-        rendered.append(string)
-        return real_html(string=string, **kwargs)
-
-    monkeypatch.setattr(weasyprint, "HTML", capture)
+def test_statement_pdf_addresses_the_customer(login, alice, final, pdf_html):
     customer = final.customer
     customer.billing_address = "Accounts payable\nAm Sandtorkai 5\n20457 Hamburg"
     customer.save(update_fields=["billing_address"])
@@ -362,7 +352,7 @@ def test_statement_pdf_addresses_the_customer(login, alice, final, monkeypatch):
     response = login(alice).get(reverse("statement-pdf", kwargs={"statement_id": final.pk}))
 
     assert response.content.startswith(b"%PDF")
-    (html,) = rendered
+    (html,) = pdf_html
     for line in ("Accounts payable", "Am Sandtorkai 5", "20457 Hamburg"):
         assert f"<div>{line}</div>" in html
 
@@ -372,20 +362,10 @@ def test_statement_pdf_addresses_the_customer(login, alice, final, monkeypatch):
     [("en", "Usage statement", "Net amount"), ("de", "Nutzungsabrechnung", "Nettobetrag")],
 )
 def test_statement_pdf_is_in_the_installations_language_whoever_asks(
-    login, alice, final, monkeypatch, settings, installation, heading, net
+    login, alice, final, pdf_html, settings, installation, heading, net
 ):
     """The PDF is kept and served to everyone (finance, the customer): one language, the
     installation's, not the language of whoever asked first."""
-    import weasyprint
-
-    rendered: list[str] = []
-    real_html = weasyprint.HTML
-
-    def capture(*, string: str, **kwargs):
-        rendered.append(string)
-        return real_html(string=string, **kwargs)
-
-    monkeypatch.setattr(weasyprint, "HTML", capture)
     settings.LANGUAGE_CODE = installation
     alice.language = "de" if installation == "en" else "en"
     alice.save(update_fields=["language"])
@@ -393,7 +373,7 @@ def test_statement_pdf_is_in_the_installations_language_whoever_asks(
     response = login(alice).get(reverse("statement-pdf", kwargs={"statement_id": final.pk}))
 
     assert response.content.startswith(b"%PDF")
-    (html,) = rendered
+    (html,) = pdf_html
     assert f"<h1>{heading}</h1>" in html
     assert net in html
 

@@ -147,3 +147,29 @@ def test_the_billing_email_set_on_the_customer_form_receives_the_statement(
     [message] = mail.outbox
     assert message.to == ["ap@alpha.test"]
     assert message.attachments[0][0] == f"statement-{final.number}.pdf"
+
+
+def test_the_billing_contact_reads_the_customers_language(
+    tenant, draft, login, alice, pdf_html, django_capture_on_commit_callbacks
+):
+    """A billing contact is nobody's account: the customer's language (set on its form) writes
+    the email and the PDF, whatever the installation's; the portal stays in English."""
+    client = login(alice)
+    edit = reverse("customer-edit", kwargs={"customer_id": tenant.customer.pk})
+    assert 'name="language"' in client.get(edit).content.decode()
+    form = {"name": tenant.customer.name, "billing_email": "ap@alpha.test", "language": "de"}
+
+    refused = client.post(edit, {**form, "language": "xx"})
+    saved = client.post(edit, form)
+    final = finalise(tenant, draft, django_capture_on_commit_callbacks)
+
+    assert "language" in refused.context["form"].errors
+    assert saved.status_code == 302
+    [message] = mail.outbox
+    assert f"Nutzungsabrechnung {final.number}" in message.subject
+    assert "has finalised" not in message.body
+    [html] = pdf_html
+    assert "<h1>Nutzungsabrechnung</h1>" in html
+    assert "Nettobetrag" in html
+    page = client.get(reverse("statement-detail", args=[final.pk])).content.decode()
+    assert f"No. {final.number}" in page

@@ -225,10 +225,21 @@ def _sign_in_browser(page: Any, live_server: Any, user: Any) -> None:
 
 DEVICES = ["dashboard", "devices", "device", "supplies", "alerts", "orders", "order"]
 STATEMENTS = ["statements", "statement"]
+# Pages reached from another page's button, by route name: forms (walked for their labels in
+# both languages), the delivery log and the reorder rules.
+FORMS = (
+    "webhook-deliveries",
+    "reseller-settings",
+    "plan-create",
+    "contract-create",
+    "credential-create",
+    "product-create",
+    "policy-list",
+)
 WALKS: dict[str, tuple[Role, list[str]]] = {
     "reseller-admin": (
         Role.RESELLER_ADMIN,
-        [*DEVICES, *STATEMENTS, "customers", "users", "webhooks", "webhook-deliveries"],
+        [*DEVICES, *STATEMENTS, "customers", "customer-edit", "users", "webhooks", *FORMS],
     ),
     "reseller-support": (Role.RESELLER_SUPPORT, [*DEVICES, "customers"]),
     "finance": (Role.RESELLER_FINANCE, [*DEVICES, *STATEMENTS]),
@@ -258,8 +269,10 @@ def _url(name: str, fleet: Fleet) -> str:
         return reverse("order-detail", kwargs={"order_id": fleet.order.pk})
     if name == "statement":
         return reverse("statement-detail", kwargs={"statement_id": fleet.statement.pk})
-    if name == "webhook-deliveries":
-        return reverse("webhook-deliveries")
+    if name == "customer-edit":
+        return reverse("customer-edit", kwargs={"customer_id": fleet.customer.pk})
+    if name in FORMS:
+        return reverse(name)
     return reverse(LIST_ROUTES[name])
 
 

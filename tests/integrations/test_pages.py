@@ -173,3 +173,37 @@ def test_another_reseller_sees_none_of_it(login, charlie, hooked: Hooked, monkey
     assert "No deliveries yet" in log
     assert WebhookDelivery.unscoped.count() == 1
     assert WebhookEndpoint.unscoped.get().secret == hooked.secret  # the rotate changed nothing
+
+
+def test_a_delivery_error_reads_in_the_readers_language(
+    login, alice, tenant, hooked: Hooked, settings, django_capture_on_commit_callbacks
+):
+    """The worker logs in English whatever the installation's language; each reader sees it
+    in their own."""
+    settings.LANGUAGE_CODE = "de"
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery = services.webhook_test_send(ctx=tenant.ctx(), endpoint_id=hooked.endpoint.pk)
+    delivery.refresh_from_db()
+    english = "Addresses on a private or local network cannot receive webhooks."
+    detail = reverse("webhook-delivery-detail", kwargs={"delivery_id": delivery.pk})
+
+    assert delivery.error == english
+    alice.language = "en"
+    alice.save(update_fields=["language"])
+    assert english in login(alice).get(detail).content.decode()
+    alice.language = "de"
+    alice.save(update_fields=["language"])
+    client = login(alice)
+    for page in (client.get(detail), client.get("/settings/webhooks/deliveries/")):
+        text = page.content.decode()
+        assert "private or local network" not in text
+        assert "privaten oder lokalen Netz" in text
+
+
+def test_the_list_names_events_in_words(login, alice, hooked: Hooked):
+    page = login(alice).get("/settings/webhooks/").content.decode()
+
+    assert hooked.endpoint.url in page
+    assert "Order placed" in page
+    assert "order.placed" not in page

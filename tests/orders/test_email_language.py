@@ -77,6 +77,28 @@ def test_an_english_user_and_addresses_without_an_account_get_english(
         assert "Level:    12%" in message.body
 
 
+def test_a_sites_contact_reads_the_customers_language_and_the_support_inbox_the_installations(
+    tenant: Tenant,
+    bob: User,
+    supply: Any,
+    product: Any,
+    report: ReportFn,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    bob.language = "en"
+    bob.save(update_fields=["language"])
+    tenant.customer.language = "de"
+    tenant.customer.save(update_fields=["language"])
+
+    sent = low_supply_emails(supply.device, report, django_capture_on_commit_callbacks)
+
+    contact = sent["frontdesk@alpha-customer.test"]
+    assert contact.body.startswith("Guten Tag,")
+    assert f"Füllstand:    12{NBSP}%" in contact.body
+    for english in ("bob@customer.test", "support@alpha-printing.test"):
+        assert sent[english].body.startswith("Hello,")
+
+
 def test_an_installation_in_german_writes_to_its_support_inbox_in_german(
     settings: Any, tenant: Tenant, device: Any
 ) -> None:

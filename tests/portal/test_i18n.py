@@ -3,12 +3,14 @@ Accept-Language, and the catalog's health (complete, no fuzzy entries, compiled 
 
 from __future__ import annotations
 
+import ast
 import gettext
 import re
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.utils import translation
 
 from accounts.models import User
 from tests.conftest import LoginFn, Tenant
@@ -184,8 +186,6 @@ def test_the_api_answers_in_english_whatever_the_browser_asks(
 
 
 def test_an_audit_sentence_reads_in_german(login: LoginFn, alice: User, tenant: Tenant) -> None:
-    from django.utils import translation
-
     from portal import labels
 
     with translation.override("de"):
@@ -243,9 +243,11 @@ def test_the_compiled_catalog_matches_the_po_file() -> None:
 
 
 TEMPLATE_LITERAL = re.compile(r"""\{% translate (["'])(.+?)\1 %\}""")
-# `_` and `gettext`, the names makemessages extracts: a string marked with another alias (such
-# as `_t`) would be neither extracted nor found here, and stay English.
-PYTHON_LITERAL = re.compile(r"""\b(?:_|gettext)\(\s*"((?:[^"\\]|\\.)+)"\s*\)""")
+# `_`, `gettext`, `gettext_lazy` and `gettext_noop`, names makemessages extracts: a string marked
+# with another alias (such as `_t`) would be neither extracted nor found here, and stay English.
+PYTHON_LITERAL = re.compile(
+    r"""\b(?:_|gettext|gettext_lazy|gettext_noop)\(\s*"((?:[^"\\]|\\.)+)"\s*\)"""
+)
 
 
 def test_every_literal_marked_in_templates_and_code_is_in_the_catalog() -> None:
@@ -267,3 +269,56 @@ def test_every_literal_marked_in_templates_and_code_is_in_the_catalog() -> None:
 
     missing = sorted((path, text) for path, text in marked if text not in known)
     assert missing == []
+
+
+def test_a_logged_english_sentence_reads_in_german_with_its_values() -> None:
+    from portal.i18n import translate_logged
+
+    template = "The host %(host)s cannot be found."
+    with translation.override("de"):
+        found = translate_logged("The host erp.example.com cannot be found.", [template])
+        fixed = translate_logged("The endpoint was turned off.", [template])
+        foreign = translate_logged("ConnectError: [Errno 111] Connection refused", [template])
+    assert "erp.example.com" in found
+    assert "cannot be found" not in found
+    assert fixed != "The endpoint was turned off."
+    assert foreign == "ConnectError: [Errno 111] Connection refused"
+
+
+def eager_translations(source: str) -> list[int]:
+    """Lines that call gettext (imported as `_` or by name) outside any function: evaluated once
+    at import, in the default language, so they read English to everyone."""
+    tree = ast.parse(source)
+    eager = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "django.utils.translation"
+        for alias in node.names
+        if alias.name in ("gettext", "ngettext", "pgettext")
+    }
+    found: list[int] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inside = in_function or isinstance(
+                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+            )
+            call = isinstance(child, ast.Call) and isinstance(child.func, ast.Name)
+            if call and not in_function and child.func.id in eager:
+                found.append(child.lineno)
+            visit(child, inside)
+
+    visit(tree, False)
+    return found
+
+
+def test_no_message_is_translated_once_at_import() -> None:
+    assert eager_translations("from django.utils.translation import gettext as _\nX = _('a')\n")
+    assert not eager_translations(
+        "from django.utils.translation import gettext_lazy as _\nX = _('a')\n"
+    )
+    found = []
+    for app in ("accounts", "billing", "devices", "integrations", "orders", "portal"):
+        for path in (BASE / app).rglob("*.py"):
+            found += [f"{path.relative_to(BASE)}:{n}" for n in eager_translations(path.read_text())]
+    assert found == []
