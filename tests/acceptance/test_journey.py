@@ -300,6 +300,14 @@ def _collect_and_alert(
     assert time.monotonic() - asked < UPLOAD_INTERVAL_MINUTES * 60
     assert collector_said(collector, "poll requested") == 1
     assert collector_said(collector, f"uploading at once: {SERIALS[HP]}: ") == 1
+    # The portal commits the batch before it answers, so the page can show the level before
+    # the collector has read the answer and logged its upload.
+    wait_for(
+        "the collector's log of that upload",
+        lambda: collector_said(collector, "upload: FlushReport") >= 2,
+        timeout=30,
+        every=0.2,
+    )
     assert collector_said(collector, "upload: FlushReport") == 2
     collector.check()  # the same process: no restart made this upload
     alerts = wait_for(
