@@ -104,6 +104,31 @@ def test_free_texts_are_stored_as_sent_whatever_they_hold(
     assert (reading.supply_key, reading.serial) == (kept, kept)
 
 
+@pytest.mark.parametrize("raw", ["\t", "\n", "\r", "\x00"])
+def test_a_raw_control_character_in_a_string_is_refused_and_nothing_is_stored(
+    post: Post, collector: Signed, raw: str
+) -> None:
+    """A body without a backslash goes into COPY text unchecked (batch_ingest's `plain`), which
+    is safe only because the decoder refuses these characters unescaped: a raw tab would
+    otherwise shift a reading's columns."""
+    snap = snapshot()
+    snap["supplies"][0]["description"] = "TAB"
+    document = {
+        "schema": "inkmeter.telemetry/1",
+        "batch_id": str(uuid.uuid4()),
+        "snapshots": [snap],
+    }
+    body = json.dumps(document).replace("TAB", f"a{raw}b").encode()
+    assert b"\\" not in body
+
+    response = post(collector, body=gzip.compress(body))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_batch"
+    assert Snapshot.unscoped.count() == 0
+    assert SupplyReading.unscoped.count() == 0
+
+
 def test_plain_body_without_gzip_is_accepted(post: Post, collector: Signed) -> None:
     response = post(collector, [snapshot()], compress=False)
     assert response.status_code == 202
