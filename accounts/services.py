@@ -267,7 +267,7 @@ def customer_create(
 
 def _customer_language_check(language: str) -> None:
     if language and not i18n.language_valid(language):
-        message = _("Choose one of the portal's languages.")
+        message = _("Choose one of the listed languages.")
         raise DomainError(message, code="language_unknown", fields={"language": [message]})
 
 
