@@ -1,6 +1,9 @@
 """The Celery app: one beat schedule, every entry naming a task the worker knows."""
 
+import gc
+
 from celery.schedules import crontab, schedule
+from celery.signals import worker_process_init
 
 from portal.celery import BEAT_SCHEDULE, app
 
@@ -23,3 +26,12 @@ def test_without_redis_tasks_run_in_process(settings):
     assert settings.CELERY_TASK_ALWAYS_EAGER is True or settings.REDIS_URL
     if settings.CELERY_TASK_ALWAYS_EAGER:
         assert worker_ping.delay("x").get(timeout=1) == "pong:x"
+
+
+def test_a_pool_process_moves_what_it_started_with_out_of_the_collectors_reach():
+    gc.unfreeze()
+    try:
+        worker_process_init.send(sender="test@host")
+        assert gc.get_freeze_count() > 10_000  # Django, the models, the tasks
+    finally:
+        gc.unfreeze()
