@@ -1,0 +1,62 @@
+"""How PostgreSQL's results become Python values, where Django's default costs what it need not.
+
+Django reads every `timestamptz` through its own subclass of psycopg's loader, which is Python
+even when psycopg's C implementation is installed: it parses the text, then replaces the zone
+with the connection's. On a connection whose session is in UTC (Django sets it so, with
+USE_TZ and no database TIME_ZONE) psycopg's own loader already returns that value, aware in
+UTC, in C. Reading supply forecasts and readings, Django's loader was a fifth of the worker's
+CPU (docs/scale.md).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+
+def _utc_loader() -> type:
+    from psycopg import abc, adapters, postgres
+    from psycopg.adapt import Loader
+    from psycopg.pq import Format
+
+    # psycopg's registered loader: its C class when psycopg[binary] or [c] is installed. C
+    # classes cannot be subclassed, so each instance lends its `load`: psycopg's row loaders
+    # take `loader.load` once per result column, and call it straight.
+    registered = adapters.get_loader(postgres.types["timestamptz"].oid, Format.TEXT)
+    if registered is None:  # psycopg registers one by default; someone took it away
+        raise RuntimeError("psycopg has no timestamptz loader")
+    base: type[abc.Loader] = registered
+
+    class UtcTimestamptzLoader(Loader):
+        # What Django's cursors compare with their connection's timezone before registering
+        # a loader of their own (DatabaseWrapper.create_cursor): the same, so they do not.
+        timezone = UTC
+
+        def __init__(self, oid: int, context: Any = None) -> None:
+            super().__init__(oid, context)
+            self._psycopg = base(oid, context)
+            self.load = self._psycopg.load  # type: ignore[method-assign]
+
+        def load(self, data: Any) -> Any:  # the class's, for callers that look it up there
+            return self._psycopg.load(data)
+
+    return UtcTimestamptzLoader
+
+
+_UTC_LOADER: type | None = None
+
+
+def timestamptz_loader_install(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    """`connection_created`: load `timestamptz` with psycopg's own loader where that gives
+    what Django's would, i.e. when Django wants UTC and the session is in UTC."""
+    global _UTC_LOADER
+    if connection.vendor != "postgresql" or connection.timezone != UTC:
+        return
+    raw = connection.connection
+    if raw.info.parameter_status("TimeZone") != "UTC":
+        return
+    if _UTC_LOADER is None:
+        _UTC_LOADER = _utc_loader()
+    raw.adapters.register_loader("timestamptz", _UTC_LOADER)
