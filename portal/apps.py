@@ -18,3 +18,5 @@ class PortalConfig(AppConfig):
         task_postrun.connect(logging.task_postrun_clear, weak=False)
         connection_created.connect(rls.drop_to_app_role, weak=False)
         connection_created.connect(db.timestamptz_loader_install, weak=False)
+        task_prerun.connect(db.task_connections_recycle, weak=False)
+        task_postrun.connect(db.task_connections_recycle, weak=False)

@@ -1,4 +1,5 @@
-"""How PostgreSQL's results become Python values, where Django's default costs what it need not.
+"""Database connections: how PostgreSQL's results become Python values, where Django's default
+costs what it need not, and how long a worker keeps its connection.
 
 Django reads every `timestamptz` through its own subclass of psycopg's loader, which is Python
 even when psycopg's C implementation is installed: it parses the text, then replaces the zone
@@ -13,6 +14,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
+from django.db import close_old_connections, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 
@@ -60,3 +62,17 @@ def timestamptz_loader_install(sender: Any, connection: BaseDatabaseWrapper, **k
     if _UTC_LOADER is None:
         _UTC_LOADER = _utc_loader()
     raw.adapters.register_loader("timestamptz", _UTC_LOADER)
+
+
+def task_connections_recycle(sender: Any = None, **kwargs: Any) -> None:
+    """`task_prerun` and `task_postrun`: what `request_started` and `request_finished` do for
+    a request, for a task. Celery's Django fixup would close the connection around every task
+    (settings.CELERY_DB_REUSE_MAX keeps it); here a connection is closed when CONN_MAX_AGE has
+    passed or it broke, as between requests. Not for a task run eagerly: that runs inside its
+    caller's request and transaction."""
+    request = getattr(sender, "request", None)
+    if getattr(request, "is_eager", False):
+        return
+    if any(c.in_atomic_block for c in connections.all(initialized_only=True)):
+        return
+    close_old_connections()

@@ -158,6 +158,11 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the database connection before and after every task unless it
+# may reuse it: a new PostgreSQL backend per task, its caches and prepared statements rebuilt
+# each time. It now closes one every 1,000 tasks; CONN_MAX_AGE and broken connections are
+# handled between tasks as between requests (portal.db.task_connections_recycle).
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
