@@ -12,12 +12,14 @@ CPU (docs/scale.md).
 from __future__ import annotations
 
 from datetime import UTC
+from functools import cache
 from typing import Any
 
 from django.db import close_old_connections, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 
+@cache
 def _utc_loader() -> type:
     from psycopg import abc, adapters, postgres
     from psycopg.adapt import Loader
@@ -47,21 +49,15 @@ def _utc_loader() -> type:
     return UtcTimestamptzLoader
 
 
-_UTC_LOADER: type | None = None
-
-
 def timestamptz_loader_install(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     """`connection_created`: load `timestamptz` with psycopg's own loader where that gives
     what Django's would, i.e. when Django wants UTC and the session is in UTC."""
-    global _UTC_LOADER
     if connection.vendor != "postgresql" or connection.timezone != UTC:
         return
     raw = connection.connection
     if raw.info.parameter_status("TimeZone") != "UTC":
         return
-    if _UTC_LOADER is None:
-        _UTC_LOADER = _utc_loader()
-    raw.adapters.register_loader("timestamptz", _UTC_LOADER)
+    raw.adapters.register_loader("timestamptz", _utc_loader())
 
 
 def task_connections_recycle(sender: Any = None, **kwargs: Any) -> None:
