@@ -15,7 +15,7 @@ from datetime import UTC
 from functools import cache
 from typing import Any
 
-from django.db import close_old_connections, connections
+from django.db import close_old_connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 
@@ -66,9 +66,6 @@ def task_connections_recycle(sender: Any = None, **kwargs: Any) -> None:
     (settings.CELERY_DB_REUSE_MAX keeps it); here a connection is closed when CONN_MAX_AGE has
     passed or it broke, as between requests. Not for a task run eagerly: that runs inside its
     caller's request and transaction."""
-    request = getattr(sender, "request", None)
-    if getattr(request, "is_eager", False):
-        return
-    if any(c.in_atomic_block for c in connections.all(initialized_only=True)):
+    if getattr(getattr(sender, "request", None), "is_eager", False):
         return
     close_old_connections()
